@@ -1,0 +1,185 @@
+"""Pair captions with the files of a dataset root and report what is missing or broken.
+
+One scan serves both the loader (which keeps what is usable and reports the rest) and
+``validate`` (which additionally opens every file). The scan only reads the dataset folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+from tqdm.auto import tqdm
+
+from mvtec_caption.attributes import derive_attributes
+from mvtec_caption.layout import SubsetSpec, image_rel_path, list_images, mask_rel_paths
+from mvtec_caption.schema import CaptionRecord, Problem
+from mvtec_caption.upstream import Captions
+
+
+@dataclass(frozen=True)
+class GoodImage:
+    """A defect-free image of a category (train, validation or test split)."""
+
+    category: str
+    split: str
+    image_id: str
+    image_path: str  # relative to the dataset root
+
+
+@dataclass
+class ScanResult:
+    subset: SubsetSpec
+    root: Path
+    categories: list[str]
+    records: list[CaptionRecord] = field(default_factory=list)
+    good: list[GoodImage] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+
+def _readable_size(path: Path) -> tuple[int, int] | str:
+    """The image size after a full decode, or the reason it cannot be read."""
+    try:
+        with Image.open(path) as handle:
+            handle.load()
+            return handle.size
+    except Exception as err:  # PIL raises many types for corrupt files
+        return f"{type(err).__name__}: {err}"
+
+
+def scan_dataset(
+    subset: SubsetSpec,
+    root: Path,
+    captions: Captions,
+    categories: list[str] | None = None,
+    *,
+    check_files: bool = False,
+    progress: bool = True,
+) -> ScanResult:
+    """Pair captions and files under ``root`` for the requested categories.
+
+    ``categories=None`` means every captioned category present under ``root``; captioned
+    categories absent from ``root`` are then warnings. Explicitly requested categories that
+    are absent, or that have no captions, are errors.
+    """
+    requested = categories is not None
+    on_disk = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    wanted = list(categories) if requested else [c for c in sorted(captions) if c in on_disk]
+    result = ScanResult(subset=subset, root=root, categories=[])
+
+    if not requested:
+        for name in sorted(captions):
+            if name not in on_disk:
+                result.problems.append(Problem(kind="missing_category", severity="warning", category=name,
+                                               path=str(root / name), detail="captioned category not under the data root"))
+    for name in wanted:
+        if name not in captions:
+            result.problems.append(Problem(kind="unknown_category", severity="error", category=name,
+                                           detail=f"no captions for this category in {subset.name}"))
+            continue
+        if name not in on_disk:
+            result.problems.append(Problem(kind="missing_category", severity="error", category=name,
+                                           path=str(root / name), detail="requested category folder does not exist"))
+            continue
+        result.categories.append(name)
+        _scan_category(result, name, captions[name], check_files=check_files, progress=progress)
+    return result
+
+
+def _scan_category(result: ScanResult, category: str, defects: dict[str, list[str]], *,
+                   check_files: bool, progress: bool) -> None:
+    subset, base = result.subset, result.root / category
+
+    for split in subset.good_splits:
+        folder = base / split / "good"
+        images = list_images(folder)
+        if not images:
+            result.problems.append(Problem(kind="missing_split", severity="warning", category=category,
+                                           defect_type="good", path=str(folder),
+                                           detail=f"no good {split} images (partial copy?)"))
+        result.good += [GoodImage(category, split, p.stem, f"{category}/{split}/good/{p.name}") for p in images]
+
+    known_test_folders = set(defects) | {"good"}
+    for folder in sorted(p for p in (base / "test").glob("*") if p.is_dir() and p.name not in known_test_folders):
+        result.problems.append(Problem(kind="caption_count_mismatch", severity="error", category=category,
+                                       defect_type=folder.name, path=str(folder),
+                                       detail=f"{len(list_images(folder))} images of a defect type with no captions"))
+
+    jobs = [(defect, i, text) for defect, texts in sorted(defects.items()) for i, text in enumerate(texts)]
+    bar = tqdm(jobs, desc=f"{subset.name}/{category}", unit="img", disable=not (progress and check_files), leave=False)
+    present_defects: set[str] = set()
+    for defect in sorted(defects):
+        folder = base / "test" / defect
+        if not folder.is_dir():
+            result.problems.append(Problem(kind="missing_split", severity="warning", category=category,
+                                           defect_type=defect, path=str(folder),
+                                           detail=f"{len(defects[defect])} captioned images absent (partial copy?)"))
+            continue
+        present_defects.add(defect)
+        n_images = len(list_images(folder))
+        if n_images != len(defects[defect]):
+            result.problems.append(Problem(kind="caption_count_mismatch", severity="error", category=category,
+                                           defect_type=defect, path=str(folder),
+                                           detail=f"{len(defects[defect])} captions but {n_images} images"))
+
+    for defect, index, text in bar:
+        if defect not in present_defects:
+            continue
+        record = _pair(result, category, defect, index, text, check_files)
+        if record is not None:
+            result.records.append(record)
+
+
+def _pair(result: ScanResult, category: str, defect: str, index: int, text: str, check_files: bool) -> CaptionRecord | None:
+    subset, base = result.subset, result.root / category
+    image_rel = image_rel_path(defect, index)
+    mask_rels = mask_rel_paths(result.root, category, subset.layout, defect, index)
+
+    def problem(kind: str, path: str, detail: str) -> None:
+        result.problems.append(Problem(kind=kind, severity="error", category=category, defect_type=defect,  # type: ignore[arg-type]
+                                       path=str(base / path), detail=detail))
+
+    usable = True
+    if not (base / image_rel).is_file():
+        problem("missing_image", image_rel, f"caption {index} has no image")
+        usable = False
+    missing_masks = [m for m in mask_rels if not (base / m).is_file()]
+    for mask in missing_masks:
+        problem("missing_mask", mask, f"image {index:03d} has no mask")
+        usable = False
+    if usable and check_files:
+        image_size = _readable_size(base / image_rel)
+        if isinstance(image_size, str):
+            problem("unreadable_image", image_rel, image_size)
+            usable = False
+        for mask in mask_rels:
+            mask_size = _readable_size(base / mask)
+            if isinstance(mask_size, str):
+                problem("unreadable_mask", mask, mask_size)
+                usable = False
+            elif not isinstance(image_size, str) and mask_size != image_size:
+                problem("mask_size_mismatch", mask, f"mask {mask_size[0]}x{mask_size[1]} vs image {image_size[0]}x{image_size[1]}")
+                usable = False
+    if not usable:
+        return None
+    return CaptionRecord(
+        dataset=subset.name,
+        category=category,
+        defect_type=defect,
+        image_id=f"{index:03d}",
+        image_path=f"{category}/{image_rel}",
+        mask_paths=[f"{category}/{m}" for m in mask_rels],
+        caption=text,
+        caption_index=index,
+        attributes=derive_attributes(text, subset.name, defect),
+        is_demo=subset.is_demo,
+    )
