@@ -1,0 +1,130 @@
+"""The protocol split: the few-shot training third for synthesizers, the rest for testing.
+
+Per (category, defect type), anomalous test images are sorted by id; the first
+``floor(n / 3)`` form the few-shot training split handed to the synthesizer (with masks and
+captions); the remaining anomalies plus the good test images form the test split. No image
+is in both (the usual protocol puts one image per defect type in both; we do not).
+
+Good test images come from ``test/good``. When a copy lacks them (the shared LOCO subset),
+``validation/good`` is held out as the good test images instead, and the split records it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from synthesis.contract import FewShotAnomaly, NormalImage, TrainSplit
+
+
+@dataclass(frozen=True)
+class SplitItem:
+    """One image of the split: where it sits in the DatasetDict and what it is."""
+
+    source_split: str  # DatasetDict split: train, test or validation
+    row: int
+    defect_type: str  # "good" for normal images
+    image_id: str
+
+
+@dataclass(frozen=True)
+class ProtocolSplit:
+    protocol_id: str
+    dataset: str
+    category: str
+    image_size: int
+    is_demo: bool
+    train_good: tuple[SplitItem, ...]
+    fewshot: tuple[SplitItem, ...]
+    test_anomalous: tuple[SplitItem, ...]
+    test_good: tuple[SplitItem, ...]
+    good_test_source: str
+
+    def summary(self) -> dict[str, Any]:
+        per_type: dict[str, dict[str, int]] = {}
+        for role, items in (("fewshot_train", self.fewshot), ("test", self.test_anomalous)):
+            for item in items:
+                per_type.setdefault(item.defect_type, {"fewshot_train": 0, "test": 0})[role] += 1
+        return {
+            "train_good": len(self.train_good), "test_good": len(self.test_good),
+            "fewshot_train": len(self.fewshot), "test_anomalous": len(self.test_anomalous),
+            "good_test_source": self.good_test_source, "per_defect_type": per_type,
+        }
+
+
+def fewshot_count(n: int) -> int:
+    """How many of a defect type's n images go to the synthesizer: the first floor(n / 3)."""
+    return n // 3
+
+
+def make_split(dataset_dict: Any, category: str, protocol_id: str, image_size: int) -> ProtocolSplit:
+    """Split one category of a :func:`mvtec_caption.load_dataset` result."""
+    def items(split: str, predicate) -> list[SplitItem]:  # noqa: ANN001
+        if split not in dataset_dict:
+            return []
+        columns = dataset_dict[split].select_columns(["category", "defect_type", "image_id", "label"])
+        return [
+            SplitItem(split, row, d, i)
+            for row, (c, d, i, label) in enumerate(zip(columns["category"], columns["defect_type"], columns["image_id"], columns["label"]))
+            if c == category and predicate(d, label)
+        ]
+
+    train_good = items("train", lambda d, label: label == 0)
+    if not train_good:
+        raise ValueError(f"{category}: no good training images in the dataset")
+    test_good = items("test", lambda d, label: label == 0)
+    good_source = "test/good"
+    if not test_good:
+        test_good = items("validation", lambda d, label: label == 0)
+        good_source = "validation/good (held out: the copy has no test/good)"
+    if not test_good:
+        raise ValueError(f"{category}: no good test or validation images to test on")
+
+    anomalous = items("test", lambda d, label: label == 1)
+    by_type: dict[str, list[SplitItem]] = {}
+    for item in anomalous:
+        by_type.setdefault(item.defect_type, []).append(item)
+    fewshot: list[SplitItem] = []
+    test_anomalous: list[SplitItem] = []
+    for defect in sorted(by_type):
+        ordered = sorted(by_type[defect], key=lambda it: it.image_id)
+        k = fewshot_count(len(ordered))
+        fewshot += ordered[:k]
+        test_anomalous += ordered[k:]
+    if not fewshot:
+        raise ValueError(f"{category}: no defect type has 3 or more images, so the few-shot split is empty")
+    demo = bool(dataset_dict["train"][train_good[0].row]["is_demo"])
+    dataset = str(dataset_dict["train"][train_good[0].row]["dataset"])
+    return ProtocolSplit(protocol_id, dataset, category, image_size, demo, tuple(train_good), tuple(fewshot),
+                         tuple(test_anomalous), tuple(test_good), good_source)
+
+
+def _rgb(image: Image.Image, size: int) -> np.ndarray:
+    return np.asarray(image.convert("RGB").resize((size, size), Image.BICUBIC))
+
+
+def _binary(mask: Image.Image, size: int) -> np.ndarray:
+    return np.asarray(mask.convert("L").resize((size, size), Image.NEAREST)) > 0
+
+
+def load_items(dataset_dict: Any, items: tuple[SplitItem, ...], size: int) -> list[tuple[SplitItem, np.ndarray, np.ndarray, str | None]]:
+    """Decode items as (item, image HxWx3 uint8, mask HxW bool, caption) at ``size``."""
+    rows = []
+    for item in items:
+        row = dataset_dict[item.source_split][item.row]
+        rows.append((item, _rgb(row["image"], size), _binary(row["mask"], size), row["caption"]))
+    return rows
+
+
+def train_view(dataset_dict: Any, split: ProtocolSplit) -> TrainSplit:
+    """The only object a synthesizer receives: decoded training pixels, no paths, no test data."""
+    normals = tuple(NormalImage(item.image_id, image) for item, image, _, _ in load_items(dataset_dict, split.train_good, split.image_size))
+    anomalies = tuple(
+        FewShotAnomaly(item.defect_type, item.image_id, image, mask, caption or "")
+        for item, image, mask, caption in load_items(dataset_dict, split.fewshot, split.image_size)
+    )
+    return TrainSplit(dataset=split.dataset, category=split.category, image_size=split.image_size, normals=normals,
+                      anomalies=anomalies, is_demo=split.is_demo, protocol_id=split.protocol_id)

@@ -1,0 +1,1 @@
+"""Baseline synthesizers of the literature: Perlin (DRAEM), CutPaste, Crop&Paste."""

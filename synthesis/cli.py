@@ -1,0 +1,205 @@
+"""``python -m synthesis list | fit | generate | grid``.
+
+``fit`` and ``generate`` build the protocol split of one category (the synthesizer receives only
+its training third and the good training images) and run the synthesizer with reading of the
+category's test data forbidden.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ADHOC_PROTOCOL = "adhoc"
+
+
+def _parse_config(pairs: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs; values are read as JSON when they parse, else as strings."""
+    config: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--config expects key=value, got {pair!r}")
+        try:
+            config[key] = json.loads(value)
+        except json.JSONDecodeError:
+            config[key] = value
+    return config
+
+
+@dataclass
+class Prepared:
+    train: Any
+    forbidden: list[Path]
+    split: Any
+
+
+def _prepare(args: argparse.Namespace) -> Prepared:
+    """Load one category, split it, and decode the training view."""
+    from benchmark.split import make_split, train_view
+    from mvtec_caption import load_dataset
+    from mvtec_caption.loader import resolve_dataset
+    from synthesis.guard import test_data_paths
+
+    resolved = resolve_dataset(args.subset, args.data_root, [args.category], caption_source=args.caption_source, progress=False)
+    data = load_dataset("mvtec_caption", subset=args.subset, data_root=resolved.root, categories=[args.category],
+                        caption_source=args.caption_source, progress=False)
+    protocol_id = f"{ADHOC_PROTOCOL}/{args.image_size}px"
+    split = make_split(data, args.category, protocol_id, args.image_size)
+    train = train_view(data, split)
+    source = resolved.caption_set.info.location
+    forbidden = test_data_paths(resolved.root, args.category, source if Path(source).exists() else None)
+    demo = " (DEMO DATA)" if train.is_demo else ""
+    print(f"{train.dataset}/{train.category}{demo}: {len(train.normals)} normal and {len(train.anomalies)} few-shot "
+          f"anomalies for fitting ({', '.join(train.defect_types)}); test data held back: {split.summary()['test_anomalous']} "
+          f"anomalies, {len(split.test_good)} good ({split.good_test_source})", file=sys.stderr)
+    return Prepared(train, forbidden, split)
+
+
+def _fit(synthesizer: Any, prepared: Prepared) -> float:
+    from synthesis.guard import forbid_reading
+
+    started = time.perf_counter()
+    with forbid_reading(prepared.forbidden):
+        synthesizer.fit(prepared.train, progress=True)
+    return time.perf_counter() - started
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from synthesis import registry
+
+    for name in registry.available():
+        item = registry.entry(name)
+        meta = registry.describe(name)
+        flags = ", ".join(f for f, on in (("text", meta.uses_text), ("masks", meta.uses_masks),
+                                          ("real anomalies", meta.uses_real_anomalies)) if on) or "none"
+        ablation = f" [ablation of {item.ablation_of}]" if item.ablation_of else ""
+        print(f"{name:<22} v{meta.version}  uses: {flags}{ablation}\n    {item.summary or meta.description}")
+    return 0
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from synthesis import registry
+    from synthesis.checkpoint import save_checkpoint
+
+    prepared = _prepare(args)
+    synthesizer = registry.create(args.synth, _parse_config(args.config), device=args.device)
+    seconds = _fit(synthesizer, prepared)
+    info = save_checkpoint(synthesizer, Path(args.out))
+    print(f"fitted {args.synth} in {seconds:.1f}s; checkpoint {args.out} (config {info.config_hash[:12]})")
+    return 0
+
+
+def _read_user_mask(path: str, size: int) -> tuple[str, Any]:
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as handle:
+        mask = np.asarray(handle.convert("L").resize((size, size), Image.NEAREST)) > 127
+    if not mask.any():
+        raise SystemExit(f"--mask {path}: the mask is empty")
+    return Path(path).name, mask
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from synthesis import registry
+    from synthesis.checkpoint import load_checkpoint, save_checkpoint
+    from synthesis.generated_set import generate_set
+    from synthesis.grid import write_grid
+
+    prepared = _prepare(args)
+    if args.checkpoint:
+        synthesizer = load_checkpoint(Path(args.checkpoint), device=args.device, expect_name=args.synth)
+        print(f"loaded {args.checkpoint}", file=sys.stderr)
+    else:
+        synthesizer = registry.create(args.synth, _parse_config(args.config), device=args.device)
+        seconds = _fit(synthesizer, prepared)
+        print(f"fitted {args.synth} with its default budget in {seconds:.1f}s", file=sys.stderr)
+        save_checkpoint(synthesizer, Path(args.out) / "checkpoint")
+    user_masks = [_read_user_mask(p, args.image_size) for p in args.mask]
+    out = Path(args.out) / "samples"
+    info = generate_set(synthesizer, prepared.train, out, n_per_defect=args.n, seed=args.seed,
+                        defect_types=args.defect_type or None, caption=args.caption, user_masks=user_masks,
+                        forbidden_paths=prepared.forbidden, overwrite=args.overwrite)
+    print(f"wrote {info.samples} samples to {out} (set sha256 {info.set_sha256[:16]}, {info.seconds:.1f}s)")
+    if not args.no_grid:
+        grid = write_grid(out, Path(args.out) / "grid.png", train=prepared.train)
+        print(f"grid: {grid}")
+    return 0
+
+
+def cmd_grid(args: argparse.Namespace) -> int:
+    from synthesis.generated_set import read_info
+    from synthesis.grid import write_grid
+
+    info = read_info(Path(args.set))
+    train = None
+    if args.data_root or args.subset == "demo":
+        args.category, args.image_size = info.category, info.image_size
+        train = _prepare(args).train
+    out = write_grid(Path(args.set), Path(args.out or Path(args.set).parent / "grid.png"), train=train, per_defect=args.per_defect)
+    print(f"grid: {out}")
+    return 0
+
+
+def _data_options(parser: argparse.ArgumentParser, category: bool = True) -> None:
+    parser.add_argument("--subset", default="mvtec_ad", choices=["mvtec_ad", "mvtec_loco", "demo"])
+    parser.add_argument("--data-root", help="folder holding the categories (default: $MVTEC_AD_ROOT / $MVTEC_LOCO_ROOT)")
+    parser.add_argument("--caption-source", help="captions file/folder (default: $MVTEC_CAPTION_SOURCE, cache, download)")
+    if category:
+        parser.add_argument("--category", required=True)
+    parser.add_argument("--image-size", type=int, default=256, help="square resolution synthesizers work at")
+
+
+def _synth_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--synth", required=True, help="registered synthesizer (see `list`)")
+    parser.add_argument("--config", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
+    parser.add_argument("--device", default="cpu")
+
+
+COMMANDS = {"list": cmd_list, "fit": cmd_fit, "generate": cmd_generate, "grid": cmd_grid}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m synthesis", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="registered synthesizers and their metadata")
+    fit = commands.add_parser("fit", help="fit a synthesizer on a category's few-shot training split")
+    _data_options(fit)
+    _synth_options(fit)
+    fit.add_argument("--out", required=True, help="checkpoint folder")
+    gen = commands.add_parser("generate", help="generate anomalies (fits first without --checkpoint)")
+    _data_options(gen)
+    _synth_options(gen)
+    gen.add_argument("--n", type=int, default=4, help="images per defect type")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--out", required=True, help="output folder (samples/, grid.png, checkpoint/)")
+    gen.add_argument("--checkpoint", help="a folder written by `fit`")
+    gen.add_argument("--defect-type", action="append", help="only these defect types (repeatable)")
+    gen.add_argument("--caption", help="ask for this caption instead of the training captions")
+    gen.add_argument("--mask", action="append", default=[], help="PNG mask(s) to use instead of training masks")
+    gen.add_argument("--overwrite", action="store_true")
+    gen.add_argument("--no-grid", action="store_true")
+    grid = commands.add_parser("grid", help="write the qualitative grid of a generated set")
+    grid.add_argument("--set", required=True, help="a generated set folder (holding generation.json)")
+    _data_options(grid, category=False)
+    grid.add_argument("--out")
+    grid.add_argument("--per-defect", type=int, default=3)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (ValueError, FileNotFoundError, FileExistsError, KeyError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2

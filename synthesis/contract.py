@@ -1,0 +1,240 @@
+"""The synthesis contract every synthesizer implements.
+
+A synthesizer sees only a :class:`TrainSplit`: decoded pixels of the normal training images
+and of the few-shot training third of each defect type (with masks and captions), held in
+read-only arrays. It has no path, dataset object or caption source to reach test data through
+(and :mod:`synthesis.guard` makes file reads of test data fail while it runs).
+
+Generation is planned outside the synthesizer (:mod:`synthesis.plan`): the runner decides for
+every sample the normal source image, a proposed mask, the caption and a seed, so all
+synthesizers are scored on the same requests. A synthesizer turns one batch of
+:class:`SampleSpec` into images and masks; it may return its own mask when its method defines
+one (Perlin noise, CutPaste patches) and says so in its metadata.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+CONTRACT_VERSION = 1
+
+
+def _readonly(array: np.ndarray) -> np.ndarray:
+    array = np.ascontiguousarray(array)
+    array.setflags(write=False)
+    return array
+
+
+@dataclass(frozen=True)
+class NormalImage:
+    image_id: str
+    image: np.ndarray  # HxWx3 uint8, read-only
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "image", _readonly(self.image))
+
+
+@dataclass(frozen=True)
+class FewShotAnomaly:
+    """One real anomaly of the training third: pixels, binary mask and caption."""
+
+    defect_type: str
+    image_id: str
+    image: np.ndarray  # HxWx3 uint8, read-only
+    mask: np.ndarray  # HxW bool, read-only
+    caption: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "image", _readonly(self.image))
+        object.__setattr__(self, "mask", _readonly(self.mask.astype(bool)))
+
+
+@dataclass(frozen=True)
+class TrainSplit:
+    """Everything a synthesizer may learn from, and nothing else.
+
+    ``split_id`` is a content hash of the ids and pixels, recorded with every fitted model and
+    generated set so results say exactly what the synthesizer saw.
+    """
+
+    dataset: str
+    category: str
+    image_size: int
+    normals: tuple[NormalImage, ...]
+    anomalies: tuple[FewShotAnomaly, ...]
+    is_demo: bool
+    protocol_id: str
+    split_id: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if not self.split_id:
+            object.__setattr__(self, "split_id", self._content_hash())
+
+    def _content_hash(self) -> str:
+        digest = hashlib.sha256()
+        digest.update(f"{self.dataset}/{self.category}/{self.image_size}/{self.protocol_id}".encode())
+        for normal in self.normals:
+            digest.update(normal.image_id.encode())
+            digest.update(normal.image.tobytes())
+        for anomaly in self.anomalies:
+            digest.update(f"{anomaly.defect_type}/{anomaly.image_id}/{anomaly.caption}".encode())
+            digest.update(anomaly.image.tobytes())
+            digest.update(np.packbits(anomaly.mask).tobytes())
+        return digest.hexdigest()
+
+    @property
+    def defect_types(self) -> list[str]:
+        return sorted({a.defect_type for a in self.anomalies})
+
+    def anomalies_of(self, defect_type: str) -> list[FewShotAnomaly]:
+        return [a for a in self.anomalies if a.defect_type == defect_type]
+
+    def captions_of(self, defect_type: str) -> list[str]:
+        return [a.caption for a in self.anomalies_of(defect_type)]
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    """One generation request, decided by the plan (see :mod:`synthesis.plan`)."""
+
+    defect_type: str
+    index: int  # within the defect type
+    caption: str
+    caption_origin: Literal["train", "user"]
+    normal_id: str
+    mask: np.ndarray  # HxW bool: the proposed defect region
+    mask_origin: str  # e.g. "train:broken_large/003 flip rot90 scale0.8" or "user:mask.png"
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.defect_type}/{self.index:04d}"
+
+
+@dataclass(frozen=True)
+class SynthesisOutput:
+    image: np.ndarray  # HxWx3 uint8
+    mask: np.ndarray  # HxW bool: where the image was changed into a defect
+    mask_origin: str | None = None  # set when the synthesizer made its own mask
+
+
+class SynthesizerMeta(BaseModel):
+    """Declarative description of a registered synthesizer (listed by the CLIs)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    version: str
+    description: str
+    reference: str | None = None
+    uses_text: bool
+    uses_masks: bool = Field(description="Uses the planned masks (False: makes its own, e.g. Perlin).")
+    uses_real_anomalies: bool = Field(description="Learns from the training third's real anomalies.")
+    keeps_outside_mask: bool = Field(description="Promises pixels outside the output mask are unchanged.")
+    ablation_of: str | None = None
+
+
+class FitReport(BaseModel):
+    """What a fit saw and cost; stored with the checkpoint and every generated set."""
+
+    split_id: str
+    protocol_id: str
+    dataset: str
+    category: str
+    image_size: int
+    normal_images_seen: int
+    real_anomalies_seen: int
+    seconds: float
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+def canonical_hash(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+class Synthesizer(ABC):
+    """Base class: subclasses declare ``Config`` and implement fit and synthesis.
+
+    ``fit`` may be a no-op for methods without learning; it must still call
+    ``self._record_fit`` (via ``super().fit`` or directly) so the checkpoint says what was seen.
+    """
+
+    Config: ClassVar[type[BaseModel]]
+    version: ClassVar[str] = "1"
+    description: ClassVar[str] = ""
+    reference: ClassVar[str | None] = None
+    uses_text: ClassVar[bool] = False
+    uses_masks: ClassVar[bool] = True
+    uses_real_anomalies: ClassVar[bool] = False
+    keeps_outside_mask: ClassVar[bool] = True
+
+    def __init__(self, name: str, config: BaseModel | None = None, device: str = "cpu", ablation_of: str | None = None):
+        self.name = name
+        self.config = config if config is not None else self.Config()
+        self.device = device
+        self.ablation_of = ablation_of
+        self.fit_report: FitReport | None = None
+
+    # ---- identity -------------------------------------------------------------------------
+    @property
+    def meta(self) -> SynthesizerMeta:
+        return SynthesizerMeta(
+            name=self.name, version=self.version, description=self.description, reference=self.reference,
+            uses_text=self.uses_text, uses_masks=self.uses_masks, uses_real_anomalies=self.uses_real_anomalies,
+            keeps_outside_mask=self.keeps_outside_mask, ablation_of=self.ablation_of,
+        )
+
+    @property
+    def config_hash(self) -> str:
+        return canonical_hash({"name": self.name, "version": self.version, "config": self.config.model_dump(mode="json")})
+
+    # ---- learning -------------------------------------------------------------------------
+    def fit(self, train: TrainSplit, progress: bool = True) -> FitReport:
+        """Learn from the training split; the default learns nothing."""
+        return self._record_fit(train, seconds=0.0)
+
+    def _record_fit(self, train: TrainSplit, seconds: float, **details: Any) -> FitReport:
+        self.fit_report = FitReport(
+            split_id=train.split_id, protocol_id=train.protocol_id, dataset=train.dataset, category=train.category,
+            image_size=train.image_size, normal_images_seen=len(train.normals),
+            real_anomalies_seen=len(train.anomalies) if self.uses_real_anomalies else 0,
+            seconds=seconds, details=details,
+        )
+        return self.fit_report
+
+    def require_fit(self, train: TrainSplit) -> None:
+        if self.fit_report is None:
+            raise RuntimeError(f"{self.name}: call fit() (or load a checkpoint) before generating")
+        if self.fit_report.category != train.category or self.fit_report.image_size != train.image_size:
+            raise ValueError(
+                f"{self.name}: fitted on {self.fit_report.category} at {self.fit_report.image_size}px, "
+                f"asked to generate for {train.category} at {train.image_size}px"
+            )
+
+    # ---- generation -----------------------------------------------------------------------
+    @abstractmethod
+    def synthesize(self, spec: SampleSpec, normal: np.ndarray, rng: np.random.Generator) -> SynthesisOutput:
+        """Turn one normal image into an anomalous one for ``spec``."""
+
+    def synthesize_batch(self, specs: list[SampleSpec], normals: list[np.ndarray]) -> list[SynthesisOutput]:
+        """Batch entry point; override for batched models (the default loops over ``synthesize``)."""
+        return [self.synthesize(s, n, np.random.default_rng(s.seed)) for s, n in zip(specs, normals)]
+
+    @property
+    def batch_size(self) -> int:
+        return 1
+
+    # ---- persistence ----------------------------------------------------------------------
+    def save_state(self, folder: Path) -> None:
+        """Write learned state into ``folder`` (the default has none)."""
+
+    def load_state(self, folder: Path) -> None:
+        """Read what ``save_state`` wrote."""

@@ -1,0 +1,283 @@
+"""Generated sets on disk: PNG images and masks in an MVTec-like tree, a JSONL manifest, a hash.
+
+Layout::
+
+    <out>/generation.json          what made the set (synthesizer, config hash, fit, plan, set hash)
+    <out>/manifest.jsonl           one GeneratedSample per line
+    <out>/<defect>/<index>.png     the synthesized image
+    <out>/<defect>/<index>_mask.png its binary mask (PNG, never JPEG)
+
+Generation is resumable: samples already on disk whose file hashes match the manifest are
+kept, the rest are (re)generated. The set hash covers every manifest row (including file
+hashes) and nothing time-dependent, so the same request gives the same hash anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field
+from tqdm.auto import tqdm
+
+from synthesis.contract import FitReport, SampleSpec, Synthesizer, SynthesizerMeta, TrainSplit, canonical_hash
+from synthesis.guard import forbid_reading
+from synthesis.plan import Planner
+
+SET_SCHEMA_VERSION = 1
+MANIFEST = "manifest.jsonl"
+INFO = "generation.json"
+PARTIAL = "generation.partial.json"
+
+
+class GeneratedSample(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    defect_type: str
+    index: int
+    image_file: str
+    mask_file: str
+    caption: str
+    caption_origin: Literal["train", "user"]
+    normal_id: str
+    mask_origin: str
+    seed: int
+    image_sha256: str
+    mask_sha256: str
+    mask_pixels: int = Field(description="Anomalous pixels in the mask.")
+
+
+class GenerationRequest(BaseModel):
+    """What was asked: part of the set's identity."""
+
+    model_config = ConfigDict(frozen=True)
+
+    defect_types: list[str]
+    n_per_defect: int
+    seed: int
+    caption: str | None = None
+    user_masks: list[str] = Field(default_factory=list, description="sha256 of user-given masks, if any.")
+
+
+class GeneratedSetInfo(BaseModel):
+    schema_version: Literal[1] = SET_SCHEMA_VERSION
+    synthesizer: SynthesizerMeta
+    config: dict[str, Any]
+    config_hash: str
+    fit: FitReport
+    dataset: str
+    category: str
+    is_demo: bool
+    protocol_id: str
+    split_id: str
+    image_size: int
+    request: GenerationRequest
+    samples: int
+    set_sha256: str
+    seconds: float
+    package_version: str
+
+
+def _png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", optimize=False)
+    return buffer.getvalue()
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, prefix=f".{path.name}.") as handle:
+        handle.write(data)
+    os.replace(handle.name, path)
+
+
+def _clear(folder: Path) -> None:
+    shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+
+
+def set_hash(samples: Sequence[GeneratedSample]) -> str:
+    rows = sorted((s.model_dump(mode="json") for s in samples), key=lambda r: (r["defect_type"], r["index"]))
+    return canonical_hash(rows)
+
+
+def read_manifest(folder: Path) -> list[GeneratedSample]:
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        return []
+    samples = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            try:
+                samples.append(GeneratedSample.model_validate_json(line))
+            except ValueError:
+                continue  # a line cut by an interruption: the sample is regenerated
+    return samples
+
+
+def read_info(folder: Path) -> GeneratedSetInfo:
+    path = Path(folder) / INFO
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder} holds no complete generated set (no {INFO})")
+    return GeneratedSetInfo.model_validate_json(path.read_text())
+
+
+def verify_set(folder: Path) -> list[str]:
+    """Problems with a generated set on disk (empty when files, manifest and hash agree)."""
+    folder = Path(folder)
+    problems = []
+    info = read_info(folder)
+    samples = read_manifest(folder)
+    for sample in samples:
+        for name, expected in ((sample.image_file, sample.image_sha256), (sample.mask_file, sample.mask_sha256)):
+            path = folder / name
+            if not path.is_file():
+                problems.append(f"missing {name}")
+            elif _sha(path.read_bytes()) != expected:
+                problems.append(f"{name} changed since generation")
+    if set_hash(samples) != info.set_sha256:
+        problems.append("set hash does not match the manifest")
+    return problems
+
+
+def _valid_existing(folder: Path) -> dict[tuple[str, int], GeneratedSample]:
+    kept = {}
+    for sample in read_manifest(folder):
+        image, mask = folder / sample.image_file, folder / sample.mask_file
+        if image.is_file() and mask.is_file() and _sha(image.read_bytes()) == sample.image_sha256 \
+                and _sha(mask.read_bytes()) == sample.mask_sha256:
+            kept[(sample.defect_type, sample.index)] = sample
+    return kept
+
+
+def _check_output(spec: SampleSpec, output_image: np.ndarray, output_mask: np.ndarray, size: int, name: str) -> None:
+    if output_image.shape != (size, size, 3) or output_image.dtype != np.uint8:
+        raise ValueError(f"{name} returned image {output_image.shape} {output_image.dtype} for {spec.name}; "
+                         f"expected ({size}, {size}, 3) uint8")
+    if output_mask.shape != (size, size):
+        raise ValueError(f"{name} returned mask {output_mask.shape} for {spec.name}; expected ({size}, {size})")
+
+
+def generate_set(
+    synthesizer: Synthesizer,
+    train: TrainSplit,
+    out: Path,
+    *,
+    n_per_defect: int,
+    seed: int,
+    defect_types: Sequence[str] | None = None,
+    caption: str | None = None,
+    user_masks: Sequence[tuple[str, np.ndarray]] | None = None,
+    forbidden_paths: Sequence[Path] = (),
+    overwrite: bool = False,
+    progress: bool = True,
+) -> GeneratedSetInfo:
+    """Plan, synthesize and write a generated set (resuming a partial one in ``out``)."""
+    from synthesis.checkpoint import package_version
+
+    synthesizer.require_fit(train)
+    out = Path(out)
+    types = list(defect_types) if defect_types else train.defect_types
+    request = GenerationRequest(
+        defect_types=types, n_per_defect=n_per_defect, seed=seed, caption=caption,
+        user_masks=[_sha(np.packbits(m).tobytes()) for _, m in (user_masks or [])],
+    )
+    identity = {"config_hash": synthesizer.config_hash, "split_id": train.split_id, "request": request.model_dump(mode="json"),
+                "fit": synthesizer.fit_report.model_dump(mode="json")}
+    partial = out / PARTIAL
+    if out.exists() and any(out.iterdir()):
+        if (out / INFO).is_file():
+            info = read_info(out)
+            same = (info.config_hash, info.split_id, info.request, info.fit) == (
+                synthesizer.config_hash, train.split_id, request, synthesizer.fit_report)
+            if same and not overwrite:
+                return info  # already generated: nothing to do
+            if not overwrite:
+                raise FileExistsError(f"{out} holds a different generated set; use overwrite=True (--overwrite) or another folder")
+            _clear(out)
+        elif partial.is_file():
+            if json.loads(partial.read_text()) != identity:
+                if not overwrite:
+                    raise FileExistsError(f"{out} holds a partial set made with other settings; use overwrite=True (--overwrite)")
+                _clear(out)
+            # else: same request interrupted earlier, resume below
+        elif not overwrite:
+            raise FileExistsError(f"{out} is not empty and holds no generated set; refusing to write into it")
+        else:
+            _clear(out)
+    out.mkdir(parents=True, exist_ok=True)
+    partial.write_text(json.dumps(identity, sort_keys=True))
+
+    kept = _valid_existing(out)
+    planner = Planner(train, user_masks=user_masks, caption=caption)
+    specs = [spec for defect in types for spec in planner.plan(defect, n_per_defect, seed)]
+    todo = [s for s in specs if (s.defect_type, s.index) not in kept]
+    started = time.perf_counter()
+    samples = dict(kept)
+    with open(out / MANIFEST, "w") as manifest:  # rewrite with the kept rows, then append as we go
+        for sample in kept.values():
+            manifest.write(sample.model_dump_json() + "\n")
+        manifest.flush()
+        bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc=f"generate {synthesizer.name}",
+                   unit="img", disable=not progress)
+        batch = max(1, synthesizer.batch_size)
+        with forbid_reading(forbidden_paths):
+            for start in range(0, len(todo), batch):
+                chunk = todo[start:start + batch]
+                outputs = synthesizer.synthesize_batch(chunk, [planner.normal_image(s.normal_id) for s in chunk])
+                for spec, output in zip(chunk, outputs):
+                    mask = np.asarray(output.mask, dtype=bool)
+                    _check_output(spec, output.image, mask, train.image_size, synthesizer.name)
+                    image_bytes, mask_bytes = _png(output.image), _png(mask.astype(np.uint8) * 255)
+                    image_file = f"{spec.defect_type}/{spec.index:04d}.png"
+                    mask_file = f"{spec.defect_type}/{spec.index:04d}_mask.png"
+                    _atomic_write(out / image_file, image_bytes)
+                    _atomic_write(out / mask_file, mask_bytes)
+                    sample = GeneratedSample(
+                        defect_type=spec.defect_type, index=spec.index, image_file=image_file, mask_file=mask_file,
+                        caption=spec.caption, caption_origin=spec.caption_origin, normal_id=spec.normal_id,
+                        mask_origin=output.mask_origin or spec.mask_origin, seed=spec.seed,
+                        image_sha256=_sha(image_bytes), mask_sha256=_sha(mask_bytes), mask_pixels=int(mask.sum()),
+                    )
+                    samples[(spec.defect_type, spec.index)] = sample
+                    manifest.write(sample.model_dump_json() + "\n")
+                    manifest.flush()
+                    bar.update(1)
+        bar.close()
+    ordered = [samples[(s.defect_type, s.index)] for s in specs]
+    _atomic_write(out / MANIFEST, "".join(s.model_dump_json() + "\n" for s in ordered).encode())
+    info = GeneratedSetInfo(
+        synthesizer=synthesizer.meta, config=synthesizer.config.model_dump(mode="json"), config_hash=synthesizer.config_hash,
+        fit=synthesizer.fit_report, dataset=train.dataset, category=train.category, is_demo=train.is_demo,
+        protocol_id=train.protocol_id, split_id=train.split_id, image_size=train.image_size, request=request,
+        samples=len(ordered), set_sha256=set_hash(ordered), seconds=round(time.perf_counter() - started, 3),
+        package_version=package_version(),
+    )
+    _atomic_write(out / INFO, (info.model_dump_json(indent=2) + "\n").encode())
+    partial.unlink(missing_ok=True)
+    return info
+
+
+def load_samples(folder: Path) -> list[tuple[GeneratedSample, np.ndarray, np.ndarray]]:
+    """Images (HxWx3 uint8) and masks (HxW bool) of a complete generated set, in manifest order."""
+    folder = Path(folder)
+    read_info(folder)
+    rows = []
+    for sample in read_manifest(folder):
+        with Image.open(folder / sample.image_file) as image, Image.open(folder / sample.mask_file) as mask:
+            rows.append((sample, np.asarray(image.convert("RGB")), np.asarray(mask.convert("L")) > 127))
+    return rows
