@@ -1,0 +1,127 @@
+"""Named, versioned protocols: every setting of a benchmark run, pinned under one id.
+
+A protocol fixes the resolution, the few-shot rule, how many images each synthesizer
+generates per defect type, the synthesizers' training budgets, the detectors and their
+budgets, the fidelity metrics, and the seeds. Results carry the protocol id and its config
+hash; results of different protocols are never put in one table. Changing any setting means a
+new version (``.../v2``), never an edit of a published one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from synthesis.contract import canonical_hash
+
+
+class Protocol(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(pattern=r"^[a-z0-9-]+/v\d+$")
+    title: str
+    hardware: Literal["cpu", "gpu"]
+    description: str
+    image_size: int = Field(description="Square resolution for synthesis, detectors and metrics.")
+    fewshot_rule: Literal["first-third-floor"] = "first-third-floor"
+    n_generated_per_defect: int
+    synthesizer_overrides: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Pinned synthesizer config per registered name (ablations fall back to their base name).",
+    )
+    detectors: dict[str, dict[str, Any]] = Field(description="Detector name -> pinned config.")
+    default_detectors: list[str]
+    fidelity_metrics: list[str]
+    generation_seed: int = 0
+    detector_seed: int = 0
+    demo_only: bool = Field(default=False, description="For the embedded demo and tests; never on the leaderboard.")
+
+    @property
+    def slug(self) -> str:
+        """Path-safe id for folders (``mvtec-caption-cpu/v1`` -> ``mvtec-caption-cpu--v1``)."""
+        return self.id.replace("/", "--")
+
+    @property
+    def config_hash(self) -> str:
+        return canonical_hash(self.model_dump(mode="json"))
+
+    def synthesizer_config(self, name: str, ablation_of: str | None = None) -> dict[str, Any]:
+        base = self.synthesizer_overrides.get(ablation_of, {}) if ablation_of else {}
+        return {**base, **self.synthesizer_overrides.get(name, {})}
+
+
+FIDELITY = ["is", "ic-lpips-ad", "ic-lpips-dfmgan", "caption-faithfulness"]
+
+PROTOCOLS: dict[str, Protocol] = {}
+
+
+def register_protocol(protocol: Protocol) -> Protocol:
+    if protocol.id in PROTOCOLS and PROTOCOLS[protocol.id] != protocol:
+        raise ValueError(f"protocol {protocol.id} is already defined differently; publish a new version instead")
+    PROTOCOLS[protocol.id] = protocol
+    return protocol
+
+
+def get_protocol(protocol_id: str) -> Protocol:
+    if protocol_id not in PROTOCOLS:
+        raise KeyError(f"unknown protocol {protocol_id!r}; known: {', '.join(sorted(PROTOCOLS))}")
+    return PROTOCOLS[protocol_id]
+
+
+def protocol_from_slug(slug: str) -> Protocol:
+    return get_protocol(slug.replace("--", "/"))
+
+
+register_protocol(Protocol(
+    id="mvtec-caption/v1",
+    title="MVTec Caption, paper budgets (GPU)",
+    hardware="gpu",
+    description="The literature's budgets at 256x256: 1,000 generated images per defect type; U-Net and DRAEM "
+                "detectors trained for 200 epochs of 500 samples, last epoch evaluated (never selected on test).",
+    image_size=256,
+    n_generated_per_defect=1000,
+    detectors={
+        "unet": {"image_size": 256, "base_width": 64, "epochs": 200, "samples_per_epoch": 500, "batch_size": 8, "lr": 1e-4},
+        "draem": {"image_size": 256, "epochs": 200, "samples_per_epoch": 500, "batch_size": 8, "lr": 1e-4},
+        "padim-effnetlite0": {"image_size": 256},
+    },
+    default_detectors=["unet", "padim-effnetlite0"],
+    fidelity_metrics=FIDELITY,
+))
+
+register_protocol(Protocol(
+    id="mvtec-caption-cpu/v1",
+    title="MVTec Caption, pinned CPU budget",
+    hardware="cpu",
+    description="A smaller pinned budget so one category's full run fits in about 30 minutes on 2 CPU cores: "
+                "128x128, 32 generated images per defect type, a slim U-Net (base width 16) trained for a fixed "
+                "number of steps, last step evaluated. Not comparable with GPU-protocol numbers.",
+    image_size=128,
+    n_generated_per_defect=32,
+    detectors={
+        "unet": {"image_size": 128, "base_width": 16, "epochs": 30, "samples_per_epoch": 160, "batch_size": 8, "lr": 2e-4},
+        "draem": {"image_size": 128, "epochs": 6, "samples_per_epoch": 160, "batch_size": 8, "lr": 1e-4},
+        "padim-effnetlite0": {"image_size": 128},
+    },
+    default_detectors=["unet", "padim-effnetlite0"],
+    fidelity_metrics=FIDELITY,
+))
+
+register_protocol(Protocol(
+    id="mvtec-caption-smoke/v1",
+    title="Smoke test (embedded demo data)",
+    hardware="cpu",
+    description="Minutes-long budgets for the embedded demo data and tests: 64x64, 6 images per defect type, "
+                "tiny networks. Shows the machinery works; its numbers mean nothing.",
+    image_size=64,
+    n_generated_per_defect=6,
+    detectors={
+        "unet": {"image_size": 64, "base_width": 8, "epochs": 4, "samples_per_epoch": 48, "batch_size": 8, "lr": 5e-4},
+        "draem": {"image_size": 64, "epochs": 1, "samples_per_epoch": 16, "batch_size": 4, "lr": 1e-4},
+        "padim-effnetlite0": {"image_size": 64},
+    },
+    default_detectors=["unet", "padim-effnetlite0"],
+    fidelity_metrics=FIDELITY,
+    demo_only=True,
+))
