@@ -1,0 +1,191 @@
+"""``python -m benchmark run | list | plan``.
+
+``run`` trains/fits each synthesizer on the few-shot split of each category, generates the
+protocol's number of anomalies, scores fidelity and downstream detectors, and writes one
+versioned result JSON per (synthesizer, category) under ``<out>/results/`` (the leaderboard
+layout), with the qualitative grid and metric plots beside it. With no data root it runs on
+the embedded demo data under the smoke protocol and says so. Re-running resumes from the
+job cache in ``<out>/cache``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+
+def _configure_logging(out: Path) -> Path:
+    log_dir = out / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_file = log_dir / "benchmark.log"
+    handler = logging.FileHandler(log_file)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    root.addHandler(handler)
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.WARNING)
+    root.addHandler(console)
+    return log_file
+
+
+def _default_categories(subset: str, data_root: str | None, caption_source: str | None) -> list[str]:
+    from mvtec_caption.loader import resolve_dataset
+
+    return resolve_dataset(subset, data_root, None, caption_source=caption_source, progress=False).scan.categories
+
+
+def build_request(args: argparse.Namespace):  # noqa: ANN201 -> (RunRequest, Protocol, notes)
+    from benchmark.pipeline import RunRequest, default_out
+    from benchmark.protocols import get_protocol
+    from mvtec_caption.layout import get_subset, resolve_root
+    from synthesis import registry
+
+    notes = []
+    subset = args.dataset
+    if subset != "demo" and resolve_root(get_subset(subset), args.data_root) is None:
+        notes.append(f"no --data-root (nor ${get_subset(subset).root_env}): running on the embedded DEMO DATA "
+                     "(generated, not MVTec); its numbers only show the machinery works")
+        subset = "demo"
+    if args.protocol:
+        protocol = get_protocol(args.protocol)
+    elif subset == "demo":
+        protocol = get_protocol("mvtec-caption-smoke/v1")
+    else:
+        protocol = get_protocol("mvtec-caption/v1" if args.device.startswith("cuda") else "mvtec-caption-cpu/v1")
+    if protocol.demo_only and subset != "demo":
+        notes.append(f"protocol {protocol.id} is for demos and tests: results will be marked not comparable")
+    for name in args.synth:
+        registry.entry(name)  # unknown names fail before any work
+    categories = args.categories or _default_categories(subset, args.data_root, args.caption_source)
+    if not categories:
+        raise ValueError(f"no categories found for {subset} under {args.data_root}")
+    detectors = args.detectors or protocol.default_detectors
+    from benchmark.detectors import DETECTORS
+
+    unknown = [d for d in detectors if d not in DETECTORS]
+    if unknown:
+        raise ValueError(f"unknown detector(s) {', '.join(unknown)}; known: {', '.join(sorted(DETECTORS))}")
+    request = RunRequest(
+        protocol_id=protocol.id, subset=subset, data_root=args.data_root, caption_source=args.caption_source,
+        categories=categories, synthesizers=args.synth, detectors=detectors,
+        generation_seed=protocol.generation_seed if args.seed is None else args.seed,
+        detector_seed=protocol.detector_seed if args.seed is None else args.seed,
+        device=args.device, out=str(args.out or default_out()), overwrite=args.overwrite,
+        weights_dir=args.weights_dir or os.environ.get("MVTEC_BENCH_WEIGHTS_DIR"),
+        allow_download=not args.no_download, keep_models=not args.no_keep_models, progress=not args.no_progress,
+    )
+    return request, protocol, notes
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from benchmark.pipeline import run_benchmark
+    from benchmark.report import format_table, write_metric_plots
+
+    request, protocol, notes = build_request(args)
+    out = Path(request.out)
+    log_file = _configure_logging(out)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"protocol {protocol.id}: {protocol.title} ({protocol.image_size}px, {protocol.n_generated_per_defect} "
+          f"generated per defect type); {request.subset} {', '.join(request.categories)}; synthesizers "
+          f"{', '.join(request.synthesizers)}; detectors {', '.join(request.detectors)}; out {out}; log {log_file}",
+          file=sys.stderr)
+    written = run_benchmark(request, protocol)
+    records = [record for record, _ in written]
+    for name in {r.synthesizer_name for r in records}:
+        mine = [r for r in records if r.synthesizer_name == name]
+        plot = write_metric_plots(mine, out / "plots" / f"{name}--{protocol.slug}--{request.subset}.png")
+        if plot:
+            print(f"plot: {plot}", file=sys.stderr)
+    print(format_table(records))
+    for _, path in written:
+        print(f"result: {path}")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Print the jobs of a run (kind, key, deps, params) as JSON, for other executors."""
+    from benchmark.context import load_category
+    from benchmark.pipeline import plan_category
+
+    request, protocol, notes = build_request(args)
+    jobs = []
+    for category in request.categories:
+        ctx = load_category(protocol, request.subset, category, request.data_root, request.caption_source)
+        for job in plan_category(request, protocol, ctx).jobs():
+            jobs.append({"key": job.key, **job.model_dump(mode="json")})
+    print(json.dumps({"request": request.model_dump(mode="json"), "notes": notes, "jobs": jobs}, indent=2))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from benchmark.detectors import DETECTORS
+    from benchmark.protocols import PROTOCOLS
+    from synthesis import registry
+
+    print("synthesizers:")
+    for name in registry.available():
+        item = registry.entry(name)
+        print(f"  {name:<22} {item.summary}{f' [ablation of {item.ablation_of}]' if item.ablation_of else ''}")
+    print("detectors:")
+    for name, cls in sorted(DETECTORS.items()):
+        print(f"  {name:<22} {'uses synthesis' if cls.uses_synthesis else 'reference: no synthesis'}")
+    print("metrics:")
+    try:
+        from benchmark.metrics import METRICS
+
+        for metric_id, spec in sorted(METRICS.items()):
+            print(f"  {metric_id:<34} {getattr(spec, 'name', '')}")
+    except ImportError as err:  # pragma: no cover - listed when the metrics package is importable
+        print(f"  (unavailable: {err})")
+    print("protocols:")
+    for protocol_id, protocol in sorted(PROTOCOLS.items()):
+        print(f"  {protocol_id:<26} {protocol.hardware}  {protocol.image_size}px  {protocol.n_generated_per_defect}/type  "
+              f"{protocol.title}")
+    return 0
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--synth", action="append", required=True, help="registered synthesizer (repeatable)")
+    parser.add_argument("--dataset", default="mvtec_ad", choices=["mvtec_ad", "mvtec_loco", "demo"])
+    parser.add_argument("--categories", nargs="+", help="default: every captioned category under the data root")
+    parser.add_argument("--detectors", nargs="+", help="default: the protocol's default detectors")
+    parser.add_argument("--data-root", help="folder holding the categories (default: $MVTEC_AD_ROOT / $MVTEC_LOCO_ROOT; "
+                                            "none: the embedded demo data)")
+    parser.add_argument("--caption-source", help="captions file/folder (default: $MVTEC_CAPTION_SOURCE, cache, download)")
+    parser.add_argument("--protocol", help="protocol id (default: smoke on demo data, the CPU protocol on CPU, the GPU protocol on cuda)")
+    parser.add_argument("--out", help="output folder (default: $MVTEC_BENCH_OUT or runs/benchmark)")
+    parser.add_argument("--seed", type=int, help="generation and detector seed (default: the protocol's)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--weights-dir", help="folder with reference metric weights (default: $MVTEC_BENCH_WEIGHTS_DIR)")
+    parser.add_argument("--no-download", action="store_true", help="never download reference weights")
+    parser.add_argument("--overwrite", action="store_true", help="recompute the planned jobs instead of resuming")
+    parser.add_argument("--no-keep-models", action="store_true", help="do not keep trained detector weights in the cache")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "plan": cmd_plan}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    _run_options(commands.add_parser("run", help="run the benchmark"))
+    commands.add_parser("list", help="synthesizers, detectors, metrics and protocols")
+    _run_options(commands.add_parser("plan", help="print the jobs of a run as JSON (for other executors)"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
