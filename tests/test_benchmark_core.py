@@ -1,0 +1,103 @@
+"""Protocols, job keys and store, the result schema: the harness's bookkeeping."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmark.protocols import PROTOCOLS, Protocol, get_protocol, protocol_from_slug, register_protocol
+from benchmark.results import RESULT_SCHEMA_VERSION, ResultRecord, load_result, result_migrations, write_result
+from benchmark.store import Job, JobStore
+from mvtec_caption.migrations import SchemaVersionError
+
+
+def test_protocols_are_pinned_and_distinct() -> None:
+    assert {"mvtec-caption/v1", "mvtec-caption-cpu/v1", "mvtec-caption-smoke/v1"} <= set(PROTOCOLS)
+    hashes = {p.config_hash for p in PROTOCOLS.values()}
+    assert len(hashes) == len(PROTOCOLS)
+    gpu = get_protocol("mvtec-caption/v1")
+    assert gpu.n_generated_per_defect == 1000 and gpu.image_size == 256
+    for protocol in PROTOCOLS.values():
+        assert protocol_from_slug(protocol.slug) is protocol
+        assert "/" not in protocol.slug
+        assert set(protocol.default_detectors) <= set(protocol.detectors)
+
+
+def test_a_published_protocol_cannot_be_redefined() -> None:
+    changed = get_protocol("mvtec-caption-cpu/v1").model_copy(update={"n_generated_per_defect": 5})
+    with pytest.raises(ValueError, match="new version"):
+        register_protocol(changed)
+    with pytest.raises(KeyError, match="unknown protocol"):
+        get_protocol("nope/v1")
+
+
+def test_ablations_inherit_the_pinned_config_of_their_base() -> None:
+    protocol = Protocol(id="t/v1", title="t", hardware="cpu", description="", image_size=32, n_generated_per_defect=1,
+                        synthesizer_overrides={"axf": {"steps": 3}, "axf-no-ddf": {"use_ddf": False}},
+                        detectors={}, default_detectors=[], fidelity_metrics=[])
+    assert protocol.synthesizer_config("axf-no-ddf", ablation_of="axf") == {"steps": 3, "use_ddf": False}
+    assert protocol.synthesizer_config("perlin") == {}
+
+
+def test_job_keys_depend_on_everything_that_defines_the_output() -> None:
+    job = Job(kind="fit", label="a", params={"x": 1, "y": [1, 2]}, deps=("k1",))
+    assert job.key == Job(kind="fit", label="another label", params={"y": [1, 2], "x": 1}, deps=("k1",)).key
+    assert job.key != Job(kind="fit", label="a", params={"x": 2, "y": [1, 2]}, deps=("k1",)).key
+    assert job.key != Job(kind="fit", label="a", params={"x": 1, "y": [1, 2]}, deps=("k2",)).key
+    assert job.key != Job(kind="generate", label="a", params={"x": 1, "y": [1, 2]}, deps=("k1",)).key
+
+
+def test_store_keeps_partial_work_until_complete(tmp_path) -> None:
+    store = JobStore(tmp_path)
+    job = Job(kind="generate", label="g", params={"n": 3})
+    work = store.work_folder(job)
+    (work / "half.txt").write_text("interrupted here")
+    assert not store.is_done(job)
+    assert (store.work_folder(job) / "half.txt").read_text() == "interrupted here"  # resumed, not wiped
+    final = store.complete(job, {"n": 3, "file": "half.txt"})
+    assert store.is_done(job) and store.output(job)["n"] == 3
+    assert (final / "half.txt").is_file() and not work.exists()
+    assert json.loads((final / "job.json").read_text())["params"] == {"n": 3}
+    store.forget(job)
+    assert not store.is_done(job)
+
+
+def _record_dict() -> dict:
+    return {
+        "schema_version": RESULT_SCHEMA_VERSION,
+        "protocol": {"id": "mvtec-caption-cpu/v1", "config_hash": "h", "title": "t", "hardware": "cpu", "settings": {}},
+        "dataset": {"name": "mvtec_ad", "category": "bottle", "is_demo": False, "caption_source_kind": "json",
+                    "captions_sha256": "c", "split_sha256": "s", "split": {}, "good_test_source": "test/good"},
+        "synthesizer": None,
+        "fidelity": [],
+        "detectors": [],
+        "seeds": {"generation": 0, "detector": 0},
+        "timings": {},
+        "environment": {"package_version": "0.1.0", "git_commit": None, "python": "3.11", "platform": "linux",
+                        "cpu": "x", "cpu_cores": 2, "device": "cpu", "gpu": None, "packages": {}},
+        "comparable": True,
+        "comparable_notes": [],
+        "created_utc": "2026-11-25T00:00:00+00:00",
+    }
+
+
+def test_result_round_trip_and_path(tmp_path) -> None:
+    record = ResultRecord.model_validate(_record_dict())
+    path = write_result(record, tmp_path / "r.json")
+    again = load_result(path)
+    assert again == record
+    assert again.content_hash() == record.content_hash()
+    assert str(record.relative_path()) == "no-synthesis/0/mvtec-caption-cpu--v1/mvtec_ad/bottle.json"
+    later = ResultRecord.model_validate({**_record_dict(), "created_utc": "2030-01-01T00:00:00+00:00"})
+    assert later.content_hash() == record.content_hash()  # when it ran is not part of its identity
+
+
+def test_result_schema_v1_is_upgraded_and_newer_versions_refused(tmp_path) -> None:
+    old = {**_record_dict(), "schema_version": 1, "fidelity": {"is": 2.5, "ic-lpips-ad": None}}
+    upgraded = ResultRecord.model_validate(result_migrations.upgrade(old))
+    assert [m.id for m in upgraded.fidelity] == ["ic-lpips-ad", "is"]
+    assert upgraded.fidelity[1].value == 2.5 and not upgraded.fidelity[1].comparable
+    assert upgraded.comparable is False
+    with pytest.raises(SchemaVersionError, match="newer"):
+        result_migrations.upgrade({**_record_dict(), "schema_version": 99})
