@@ -101,6 +101,7 @@ def resolve_dataset(
     caption_source: str | os.PathLike[str] | None = None,
     check_files: bool = False,
     progress: bool = True,
+    verify: bool = True,
 ) -> ResolvedDataset:
     """Find root and captions for a subset and pair them (shared by the loader and ``validate``)."""
     spec = get_subset(subset)
@@ -114,7 +115,7 @@ def resolve_dataset(
                 f"no data root for {subset}: pass data_root=... (--data-root) or set {spec.root_env}; "
                 "or use subset='demo' for the generated demo data"
             )
-        caption_set = resolve_caption_source(caption_source)
+        caption_set = resolve_caption_source(caption_source, datasets=(subset,), verify=verify)
     if not root.is_dir():
         raise FileNotFoundError(f"data root {root} is not a folder (expected <root>/<category>/train/good/...)")
     scan = scan_dataset(spec, root, caption_set.for_dataset(subset), categories, check_files=check_files, progress=progress)
@@ -199,6 +200,24 @@ def _report(problems: list[Problem]) -> None:
         log("%s/%s: %s: %s%s", problem.category, problem.defect_type or "-", problem.kind, problem.detail, where)
 
 
+def dataset_dict_from(resolved: ResolvedDataset):  # noqa: ANN201 -> datasets.DatasetDict
+    """The splits of a resolved dataset as in-memory ``datasets`` objects (images stay files)."""
+    from datasets import Dataset, DatasetDict, DatasetInfo
+
+    rows = _rows(resolved)
+    description = _describe(resolved)
+    return DatasetDict(
+        {
+            split_name: Dataset.from_list(
+                split_rows,
+                info=DatasetInfo(description=description, homepage=HOMEPAGE, license=LICENSE, features=features()),
+                split=split_name,
+            )
+            for split_name, split_rows in sorted(rows.items())
+        }
+    )
+
+
 def load_dataset(
     name: str = DATASET_NAME,
     *,
@@ -209,6 +228,7 @@ def load_dataset(
     split: str | None = None,
     strict: bool = False,
     progress: bool = True,
+    verify: bool = True,
 ):  # noqa: ANN201 -> datasets.DatasetDict | datasets.Dataset
     """Load MVTec Caption as a ``datasets.DatasetDict`` (or one split with ``split=``).
 
@@ -220,9 +240,7 @@ def load_dataset(
     """
     if name != DATASET_NAME:
         raise ValueError(f"unknown dataset {name!r}: this loader serves {DATASET_NAME!r}; use datasets.load_dataset for others")
-    from datasets import Dataset, DatasetDict, DatasetInfo
-
-    resolved = resolve_dataset(subset, data_root, categories, caption_source=caption_source, progress=progress)
+    resolved = resolve_dataset(subset, data_root, categories, caption_source=caption_source, progress=progress, verify=verify)
     problems = resolved.scan.problems
     if strict and problems:
         raise DatasetProblemsError(f"{len(problems)} problem(s) in {resolved.root} (strict mode)", problems)
@@ -230,14 +248,7 @@ def load_dataset(
     if not resolved.scan.categories:
         raise DatasetProblemsError(f"no usable category under {resolved.root}", problems)
 
-    rows = _rows(resolved)
-    description = _describe(resolved)
-    result = DatasetDict(
-        {
-            split_name: Dataset.from_list(split_rows, info=DatasetInfo(description=description, homepage=HOMEPAGE, license=LICENSE, features=features()), split=split_name)
-            for split_name, split_rows in sorted(rows.items())
-        }
-    )
+    result = dataset_dict_from(resolved)
     if split is not None:
         if split not in result:
             raise ValueError(f"split {split!r} not available; have {', '.join(result)}")

@@ -31,6 +31,7 @@ from mvtec_caption.upstream import (
     UPSTREAM_REPOSITORY,
     Captions,
     count_captions,
+    decode_source,
     parse_upstream_source,
 )
 
@@ -113,7 +114,7 @@ def _upstream_set(files: dict[str, tuple[bytes, str]], location: str, verify: bo
     for dataset, (data, where) in sorted(files.items()):
         if verify:
             _verify(dataset, data, where)
-        parsed = parse_upstream_source(data.decode("utf-8"), where=where)
+        parsed = parse_upstream_source(decode_source(data, where), where=where)
         captions[dataset] = parsed
         infos[dataset] = UpstreamFileInfo(
             path=UPSTREAM_FILES[dataset][0], sha256=sha256_bytes(data), captions=count_captions(parsed)

@@ -29,7 +29,15 @@ UPSTREAM_FILES: dict[str, tuple[str, str, int]] = {
         993,
     ),
 }
+#: sha256 of the *parsed* captions per dataset (``sources.captions_sha256``), computed once from
+#: the pinned upstream files above. A JSON copy with these hashes holds exactly the upstream
+#: captions, so it can be attributed to the pinned files without having them.
+UPSTREAM_CAPTIONS_SHA256: dict[str, str] = {
+    "mvtec_ad": "665a43fc8d835de5c0ffa905550b1a7ba4945b6e094ba51db4c2ffcf24f9583b",
+    "mvtec_loco": "5d1a009cf7215ef02ebb8359e5b50f7ada4f2e8bb30f1478e14b26245c525aa8",
+}
 RAW_URL_TEMPLATE = "https://raw.githubusercontent.com/{repository}/{commit}/{path}"
+TREE_URL_TEMPLATE = "https://github.com/{repository}/tree/{commit}/tools"
 
 
 class UpstreamFormatError(ValueError):
@@ -39,7 +47,7 @@ class UpstreamFormatError(ValueError):
 def _literal_captions(node: ast.AST, name: str, where: str) -> dict[str, list[str]]:
     try:
         value = ast.literal_eval(node)
-    except ValueError as err:
+    except (ValueError, TypeError, SyntaxError, RecursionError) as err:
         raise UpstreamFormatError(f"{where}: `{name}` is not a literal dict of caption lists ({err})") from err
     if not isinstance(value, dict) or not all(
         isinstance(k, str) and isinstance(v, list) and all(isinstance(c, str) for c in v) for k, v in value.items()
@@ -87,7 +95,15 @@ def parse_upstream_source(text: str, where: str = "<upstream>") -> Captions:
 
 
 def parse_upstream_file(path: Path) -> Captions:
-    return parse_upstream_source(Path(path).read_text(encoding="utf-8"), where=str(path))
+    return parse_upstream_source(decode_source(Path(path).read_bytes(), str(path)), where=str(path))
+
+
+def decode_source(data: bytes, where: str) -> str:
+    """UTF-8 text of a script, or a format error naming the file (never a UnicodeDecodeError)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise UpstreamFormatError(f"{where}: not UTF-8 text ({err.reason} at byte {err.start})") from err
 
 
 def count_captions(captions: Captions) -> int:
