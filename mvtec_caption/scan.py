@@ -56,6 +56,10 @@ def _readable_size(path: Path) -> tuple[int, int] | str:
         return f"{type(err).__name__}: {err}"
 
 
+def _looks_like_category(folder: Path) -> bool:
+    return (folder / "train").is_dir() and (folder / "test").is_dir()
+
+
 def scan_dataset(
     subset: SubsetSpec,
     root: Path,
@@ -68,19 +72,28 @@ def scan_dataset(
     """Pair captions and files under ``root`` for the requested categories.
 
     ``categories=None`` means every captioned category present under ``root``; captioned
-    categories absent from ``root`` are then warnings. Explicitly requested categories that
-    are absent, or that have no captions, are errors.
+    categories absent from ``root`` (a partial copy) and category folders without captions
+    are then warnings. Explicitly requested categories that are absent, or that have no
+    captions, are errors. ``check_files`` decodes every image and mask (what ``validate`` does).
     """
     requested = categories is not None
     on_disk = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     wanted = list(categories) if requested else [c for c in sorted(captions) if c in on_disk]
     result = ScanResult(subset=subset, root=root, categories=[])
 
+    if _looks_like_category(root) and root.name not in on_disk:
+        result.problems.append(Problem(kind="missing_category", severity="error", category=root.name, path=str(root),
+                                       detail="the data root looks like one category folder (it has train/ and test/): "
+                                              f"pass its parent as the data root and --categories {root.name}"))
     if not requested:
         for name in sorted(captions):
             if name not in on_disk:
                 result.problems.append(Problem(kind="missing_category", severity="warning", category=name,
                                                path=str(root / name), detail="captioned category not under the data root"))
+        for name in on_disk:
+            if name not in captions and _looks_like_category(root / name):
+                result.problems.append(Problem(kind="unknown_category", severity="warning", category=name,
+                                               path=str(root / name), detail=f"category folder with no captions in {subset.name}; skipped"))
     for name in wanted:
         if name not in captions:
             result.problems.append(Problem(kind="unknown_category", severity="error", category=name,
@@ -95,18 +108,42 @@ def scan_dataset(
     return result
 
 
+def _decode_all(paths: list[Path], desc: str, progress: bool) -> dict[Path, tuple[int, int] | str]:
+    """Decode every file -> size or the reason it cannot be read.
+
+    Serial on purpose: PNG decoding holds the GIL, and a process pool measured no faster on
+    the 2-core machines this runs on.
+    """
+    bar = tqdm(paths, desc=desc, unit="file", disable=not progress, leave=False)
+    return {path: _readable_size(path) for path in bar}
+
+
 def _scan_category(result: ScanResult, category: str, defects: dict[str, list[str]], *,
                    check_files: bool, progress: bool) -> None:
     subset, base = result.subset, result.root / category
 
-    for split in subset.good_splits:
+    good = {split: list_images(base / split / "good") for split in subset.good_splits}
+    present = sorted(d for d in defects if (base / "test" / d).is_dir())
+    sizes: dict[Path, tuple[int, int] | str] = {}
+    if check_files:
+        to_check = [p for images in good.values() for p in images]
+        for defect in present:
+            to_check += list_images(base / "test" / defect)
+            to_check += sorted(p for p in (base / "ground_truth" / defect).rglob("*.png") if p.is_file())
+        sizes = _decode_all(to_check, f"{subset.name}/{category}", progress)
+
+    for split, images in good.items():
         folder = base / split / "good"
-        images = list_images(folder)
         if not images:
             result.problems.append(Problem(kind="missing_split", severity="warning", category=category,
                                            defect_type="good", path=str(folder),
                                            detail=f"no good {split} images (partial copy?)"))
-        result.good += [GoodImage(category, split, p.stem, f"{category}/{split}/good/{p.name}") for p in images]
+        for path in images:
+            if check_files and isinstance(reason := sizes[path], str):
+                result.problems.append(Problem(kind="unreadable_image", severity="error", category=category,
+                                               defect_type="good", path=str(path), detail=reason))
+                continue
+            result.good.append(GoodImage(category, split, path.stem, f"{category}/{split}/good/{path.name}"))
 
     known_test_folders = set(defects) | {"good"}
     for folder in sorted(p for p in (base / "test").glob("*") if p.is_dir() and p.name not in known_test_folders):
@@ -114,32 +151,31 @@ def _scan_category(result: ScanResult, category: str, defects: dict[str, list[st
                                        defect_type=folder.name, path=str(folder),
                                        detail=f"{len(list_images(folder))} images of a defect type with no captions"))
 
-    jobs = [(defect, i, text) for defect, texts in sorted(defects.items()) for i, text in enumerate(texts)]
-    bar = tqdm(jobs, desc=f"{subset.name}/{category}", unit="img", disable=not (progress and check_files), leave=False)
-    present_defects: set[str] = set()
     for defect in sorted(defects):
         folder = base / "test" / defect
-        if not folder.is_dir():
+        if defect not in present:
             result.problems.append(Problem(kind="missing_split", severity="warning", category=category,
                                            defect_type=defect, path=str(folder),
                                            detail=f"{len(defects[defect])} captioned images absent (partial copy?)"))
             continue
-        present_defects.add(defect)
         n_images = len(list_images(folder))
         if n_images != len(defects[defect]):
             result.problems.append(Problem(kind="caption_count_mismatch", severity="error", category=category,
                                            defect_type=defect, path=str(folder),
                                            detail=f"{len(defects[defect])} captions but {n_images} images"))
-
-    for defect, index, text in bar:
-        if defect not in present_defects:
-            continue
-        record = _pair(result, category, defect, index, text, check_files)
-        if record is not None:
-            result.records.append(record)
+        for index, text in enumerate(defects[defect]):
+            record = _pair(result, category, defect, index, text, sizes if check_files else None)
+            if record is not None:
+                result.records.append(record)
 
 
-def _pair(result: ScanResult, category: str, defect: str, index: int, text: str, check_files: bool) -> CaptionRecord | None:
+def _pair(result: ScanResult, category: str, defect: str, index: int, text: str,
+          sizes: dict[Path, tuple[int, int] | str] | None) -> CaptionRecord | None:
+    """The record of caption ``index``, or None after reporting why it is unusable.
+
+    ``sizes`` (decoded sizes or failure reasons, from :func:`_decode_all`) is given when files
+    are checked; without it only existence is.
+    """
     subset, base = result.subset, result.root / category
     image_rel = image_rel_path(defect, index)
     mask_rels = mask_rel_paths(result.root, category, subset.layout, defect, index)
@@ -156,13 +192,13 @@ def _pair(result: ScanResult, category: str, defect: str, index: int, text: str,
     for mask in missing_masks:
         problem("missing_mask", mask, f"image {index:03d} has no mask")
         usable = False
-    if usable and check_files:
-        image_size = _readable_size(base / image_rel)
+    if usable and sizes is not None:
+        image_size = sizes.get(base / image_rel) or _readable_size(base / image_rel)
         if isinstance(image_size, str):
             problem("unreadable_image", image_rel, image_size)
             usable = False
         for mask in mask_rels:
-            mask_size = _readable_size(base / mask)
+            mask_size = sizes.get(base / mask) or _readable_size(base / mask)
             if isinstance(mask_size, str):
                 problem("unreadable_mask", mask, mask_size)
                 usable = False
@@ -180,6 +216,6 @@ def _pair(result: ScanResult, category: str, defect: str, index: int, text: str,
         mask_paths=[f"{category}/{m}" for m in mask_rels],
         caption=text,
         caption_index=index,
-        attributes=derive_attributes(text, subset.name, defect),
+        attributes=derive_attributes(text, subset.name, defect, category),
         is_demo=subset.is_demo,
     )
