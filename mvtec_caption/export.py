@@ -4,7 +4,8 @@ Current ``datasets`` releases run no loading scripts, so an export is plain data
 README.md whose YAML ``configs`` section names the files of each split and the features
 (so ``label`` stays a ``ClassLabel`` and ``mask`` an ``Image``). Formats (:data:`EXPORTERS`):
 
-* ``parquet``: ``data/<split>-00000-of-00001.parquet`` with image and mask bytes embedded;
+* ``parquet``: ``data/<split>-<i>-of-<n>.parquet`` (shards of about 500 MB) with image and mask
+  bytes embedded;
 * ``imagefolder``: ``<split>/<category>/<defect_type>/<id>.png`` with ``<id>_mask.png`` beside
   it (LOCO: the binary union of the instance masks; good images: an all-zero mask) and a
   ``metadata.parquet`` per split (``file_name``, ``mask_file_name``, ``caption``, metadata).
@@ -20,6 +21,8 @@ into the dataset folder it was read from.
 
 from __future__ import annotations
 
+import math
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -49,6 +52,9 @@ class ExportResult:
     files: list[Path] = field(default_factory=list)
 
 
+#: Upper bound (before compression) of the image bytes in one parquet file.
+MAX_SHARD_BYTES = 500 * 1024 * 1024
+
 #: format -> function(dataset_dict, staging folder, progress) -> data_files per split (glob patterns).
 Exporter = Callable[[Any, Path, bool], dict[str, str]]
 
@@ -68,17 +74,33 @@ def _datasets_progress(enabled: bool) -> Iterator[None]:
             datasets.enable_progress_bars()
 
 
+def _payload_bytes(dataset: Any) -> int:
+    """Bytes of image and mask data a split will embed (files on disk plus in-memory PNGs)."""
+    import pyarrow.compute as pc
+
+    table = dataset.with_format("arrow")[:]
+    total = 0
+    for column in ("image", "mask"):
+        paths = pc.struct_field(table.column(column), "path").to_pylist()
+        total += sum(os.path.getsize(path) for path in paths if path)
+        total += pc.sum(pc.binary_length(pc.struct_field(table.column(column), "bytes"))).as_py() or 0
+    return total
+
+
 def _export_parquet(splits: Any, staging: Path, progress: bool) -> dict[str, str]:
+    """Shards of at most about :data:`MAX_SHARD_BYTES`, so memory stays bounded on full MVTec AD."""
     from datasets.table import embed_table_storage
 
     patterns = {}
+    (staging / "data").mkdir(parents=True, exist_ok=True)
     with _datasets_progress(progress):
         for split, dataset in splits.items():
-            embedded = dataset.with_format("arrow").map(embed_table_storage, batched=True, keep_in_memory=True,
-                                                        desc=f"embedding {split}").with_format(None)
-            target = staging / "data" / f"{split}-00000-of-00001.parquet"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            embedded.to_parquet(str(target))
+            shards = max(1, math.ceil(_payload_bytes(dataset) / MAX_SHARD_BYTES))
+            for index in range(shards):
+                part = dataset.shard(num_shards=shards, index=index, contiguous=True)
+                embedded = part.with_format("arrow").map(embed_table_storage, batched=True, keep_in_memory=True,
+                                                         desc=f"embedding {split} {index + 1}/{shards}").with_format(None)
+                embedded.to_parquet(str(staging / "data" / f"{split}-{index:05d}-of-{shards:05d}.parquet"))
             patterns[split] = f"data/{split}-*.parquet"
     return patterns
 
@@ -159,7 +181,7 @@ def _readme(resolved: ResolvedDataset, fmt: str, patterns: dict[str, str], rows:
                    for p in resolved.scan.problems if p.category in resolved.scan.categories)
     if gaps:
         counts += "\n\nProblems of the source folder (this export holds only what was usable):\n\n" + gaps.rstrip("\n")
-    hashes = ", ".join(f"{k} `{v}`" for k, v in sorted(info.captions_sha256.items()))
+    hashes = f"{spec.name} `{info.captions_sha256.get(spec.name, '?')}`"
     body = (
         f"# MVTec Caption export: {spec.name}\n\n{demo}"
         f"Exported by `python -m mvtec_caption export --format {fmt}` from categories "

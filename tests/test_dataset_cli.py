@@ -229,3 +229,18 @@ def test_export_schema_check(tmp_path: Path) -> None:
     (tmp_path / "DatasetManifest.v1.json").write_text("{}\n")
     run = run_cli("export-schema", "--check", "--dir", tmp_path)
     assert run.code == 1 and "DatasetManifest.v1.json" in run.out
+
+
+def test_parquet_export_shards_keep_order(tmp_path: Path, demo_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import datasets
+
+    from mvtec_caption import export
+
+    monkeypatch.setattr(export, "MAX_SHARD_BYTES", 60_000)
+    out = tmp_path / "sharded"
+    assert run_cli("export", "--subset", "demo", "--format", "parquet", "--out", out, "--no-progress").code == 0
+    shards = sorted(p.name for p in (out / "data").glob("test-*.parquet"))
+    assert len(shards) > 1 and shards[-1].endswith(f"-of-{len(shards):05d}.parquet")
+    exported = datasets.load_dataset(str(out), cache_dir=str(tmp_path / "hf-cache"), split="test")
+    original = load_dataset(subset="demo", split="test", progress=False)
+    assert exported["image_path"] == original["image_path"]
