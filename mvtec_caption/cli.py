@@ -157,6 +157,13 @@ def _print_source(caption_set: CaptionSet, datasets: list[str]) -> None:
     if info.kind != "demo":
         same = matches_pinned_upstream(info, datasets)
         print(f"  identical to the pinned upstream captions: {'yes' if same else 'NO'}")
+        if same and not info.upstream_files:  # e.g. a JSON copy: name the files it is identical to
+            from mvtec_caption.manifest import pinned_upstream_info
+
+            pinned = pinned_upstream_info(datasets)
+            print(f"  pinned upstream: {pinned.upstream_repository} @ {pinned.upstream_commit}")
+            for name, item in sorted(pinned.upstream_files.items()):
+                print(f"  pinned file {name}: {item.path}  sha256 {item.sha256}  ({item.captions} captions)")
 
 
 def _print_counts(caption_set: CaptionSet, datasets: list[str], categories: list[str] | None) -> None:

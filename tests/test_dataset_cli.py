@@ -83,6 +83,7 @@ def test_info_on_shared_data(shared_data: Path) -> None:
                   "--caption-source", shared_data / "mvtec_caption" / "captions.json")
     assert run.code == 0, run.err
     assert "identical to the pinned upstream captions: yes" in run.out
+    assert "pinned file mvtec_loco: tools/Construct_MVTEC-LOCO-Caption.py  sha256 f05813823cc5" in run.out
     assert "juice_bottle" in run.out and "logical_anomalies 142, structural_anomalies 94" in run.out
     assert "good images: train 60, validation 30, test 0" in run.out
     assert "hint: juice_bottle has no good test images" in run.out

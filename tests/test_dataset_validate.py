@@ -52,7 +52,11 @@ def _remove(path: str) -> Callable[[Path], None]:
 
 
 def _chain(*steps: Callable[[Path], None]) -> Callable[[Path], None]:
-    return lambda root: [step(root) for step in steps] and None
+    def run(root: Path) -> None:
+        for step in steps:
+            step(root)
+
+    return run
 
 
 @dataclass(frozen=True)
