@@ -165,6 +165,11 @@ class Synthesizer(ABC):
 
     ``fit`` may be a no-op for methods without learning; it must still call
     ``self._record_fit`` (via ``super().fit`` or directly) so the checkpoint says what was seen.
+
+    ``tiny_config`` is a test hook: config overrides (a dict for ``registry.create``) that make
+    fit and generation fast enough for the contract tests, which run every registered
+    synthesizer on 64 px demo data. Methods with a training budget (steps, widths, sampling
+    steps) should return their smallest sensible settings; the default changes nothing.
     """
 
     Config: ClassVar[type[BaseModel]]
@@ -195,6 +200,11 @@ class Synthesizer(ABC):
     @property
     def config_hash(self) -> str:
         return canonical_hash({"name": self.name, "version": self.version, "config": self.config.model_dump(mode="json")})
+
+    @classmethod
+    def tiny_config(cls) -> dict[str, Any]:
+        """Config overrides for a fast smoke run (used by the contract tests); see the class doc."""
+        return {}
 
     # ---- learning -------------------------------------------------------------------------
     def fit(self, train: TrainSplit, progress: bool = True) -> FitReport:
