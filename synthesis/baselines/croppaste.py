@@ -1,0 +1,201 @@
+"""Crop & Paste: real training-split defects cut with their masks and pasted onto normal images.
+
+The classic few-shot augmentation (e.g. Lin et al., "Few-shot defect image generation via
+defect-aware feature manipulation", AAAI 2023, arXiv:2303.02389, uses it as its Crop&Paste
+baseline). Fit keeps, for every anomaly of the training third, the bounding-box crop of its
+image and mask and the mean colour just around the defect. Generation fills the plan's mask:
+
+* the plan's mask is an augmented copy of one training mask, and ``spec.mask_origin`` says which
+  (``train:<defect>/<id> [flip] [rotN] scaleS atT,L``). The crop of that anomaly is flipped,
+  turned and resized the same way, and placed at the same spot, so the pasted defect pixels line
+  up with the mask. The scale is printed with two decimals, so the exact patch size is
+  recovered by trying the sizes that rounding allows and keeping the one whose mask contains
+  the planned mask;
+* for a user mask, or an origin that cannot be matched, the named (else a seeded) anomaly of
+  the same defect type is stretched onto the mask's bounding box.
+
+Colour matching shifts the pasted pixels by the difference between the destination's and the
+source's surroundings (so a defect keeps its contrast to the surface it sits on), and edge
+blending feathers a few pixels inside the mask. The output mask is the planned mask, and
+pixels outside it are unchanged.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from synthesis.baselines._imaging import bbox, feather_alpha, resize, ring_mean
+from synthesis.contract import FitReport, SampleSpec, SynthesisOutput, Synthesizer, TrainSplit
+
+STATE_FILE = "crops.npz"
+SCALE_ROUNDING = 0.005  # mask_origin prints the scale with two decimals
+
+
+class CropPasteConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    colour_match: float = Field(1.0, ge=0, le=1, description="Share of the surroundings' colour difference applied (0: off).")
+    ring_fraction: float = Field(1 / 32, gt=0, description="Width of the surroundings band, as a fraction of the image side.")
+    feather_px: float = Field(3.0, ge=0, description="Edge blending ramp inside the mask, in pixels (shortened for thin defects).")
+
+
+@dataclass(frozen=True)
+class Crop:
+    key: str  # "<defect>/<image_id>"
+    image: np.ndarray  # bbox crop, hxwx3 uint8
+    mask: np.ndarray  # bbox crop, hxw bool
+    ring: np.ndarray  # mean RGB just outside the defect in its source image
+
+    @property
+    def defect_type(self) -> str:
+        return self.key.split("/", 1)[0]
+
+
+@dataclass(frozen=True)
+class Steps:
+    flip: bool
+    rotations: int
+    scale: float
+    top: int
+    left: int
+
+
+def parse_origin(origin: str) -> tuple[str, Steps | None]:
+    """``train:<defect>/<id> steps`` -> (key, steps); (``""``, None) for other origins."""
+    if not origin.startswith("train:"):
+        return "", None
+    key, _, rest = origin[len("train:"):].partition(" ")
+    flip, rotations, scale, at = False, 0, None, None
+    for token in rest.split():
+        if token == "flip":
+            flip = True
+        elif token.startswith("rot") and token[3:].isdigit():
+            rotations = int(token[3:]) // 90
+        elif token.startswith("scale"):
+            scale = float(token[5:])
+        elif token.startswith("at"):
+            top, _, left = token[2:].partition(",")
+            at = (int(top), int(left))
+    if scale is None or at is None:
+        return key, None
+    return key, Steps(flip, rotations, scale, *at)
+
+
+def _orient(array: np.ndarray, steps: Steps) -> np.ndarray:
+    if steps.flip:
+        array = array[:, ::-1]
+    if steps.rotations:
+        array = np.rot90(array, steps.rotations)
+    return np.ascontiguousarray(array)
+
+
+class CropPasteSynthesizer(Synthesizer):
+    """Paste the real few-shot defects into the planned masks."""
+
+    Config = CropPasteConfig
+    version = "1"
+    description = ("Crop & Paste: the training third's real defects, cut with their masks, transformed like the "
+                   "planned mask and pasted into it with colour matching and feathered edges.")
+    reference = "Crop&Paste few-shot baseline, e.g. Lin et al., AAAI 2023, arXiv:2303.02389"
+    uses_text = False
+    uses_masks = True
+    uses_real_anomalies = True
+    keeps_outside_mask = True
+
+    config: CropPasteConfig
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().__init__(*args, **kwargs)
+        self.crops: dict[str, Crop] = {}
+
+    def _ring_width(self, size: int) -> int:
+        return max(2, round(size * self.config.ring_fraction))
+
+    def fit(self, train: TrainSplit, progress: bool = True) -> FitReport:
+        started = time.perf_counter()
+        self.crops = {}
+        for anomaly in train.anomalies:
+            if not anomaly.mask.any():
+                continue
+            box = bbox(anomaly.mask)
+            key = f"{anomaly.defect_type}/{anomaly.image_id}"
+            ring = ring_mean(anomaly.image, anomaly.mask, self._ring_width(train.image_size))
+            self.crops[key] = Crop(key, np.array(anomaly.image[box]), np.array(anomaly.mask[box]), ring)
+        if not self.crops:
+            raise ValueError(f"{self.name}: the training split of {train.category} has no anomalies with non-empty masks")
+        return self._record_fit(train, seconds=time.perf_counter() - started, crops=len(self.crops))
+
+    # ---- generation -----------------------------------------------------------------------
+    def _aligned_patch(self, crop: Crop, steps: Steps, target: np.ndarray) -> tuple[np.ndarray, tuple[int, int]] | None:
+        """The crop's image transformed like the planned mask, and its top-left; None if it does not fit."""
+        height, width = target.shape
+        mask = _orient(crop.mask, steps)
+        best = None
+        for scale in np.linspace(steps.scale - SCALE_ROUNDING, steps.scale + SCALE_ROUNDING, 11):
+            new_h = max(1, min(height, round(mask.shape[0] * scale)))
+            new_w = max(1, min(width, round(mask.shape[1] * scale)))
+            if best is not None and best[0] == (new_h, new_w):
+                continue
+            if steps.top + new_h > height or steps.left + new_w > width:
+                continue
+            placed = np.zeros_like(target)
+            placed[steps.top:steps.top + new_h, steps.left:steps.left + new_w] = resize(mask, new_h, new_w)
+            if not (target & ~placed).any():  # the planned mask is this placement, maybe clipped to the foreground
+                overlap = (target & placed).sum() / max(1, placed.sum())
+                if best is None or overlap > best[1]:
+                    best = ((new_h, new_w), overlap)
+        if best is None:
+            return None
+        (new_h, new_w), _ = best
+        return resize(_orient(crop.image, steps), new_h, new_w), (steps.top, steps.left)
+
+    def _choose(self, key: str, defect_type: str, rng: np.random.Generator) -> Crop:
+        if key in self.crops:
+            return self.crops[key]
+        same = sorted(k for k, c in self.crops.items() if c.defect_type == defect_type) or sorted(self.crops)
+        return self.crops[same[int(rng.integers(len(same)))]]
+
+    def synthesize(self, spec: SampleSpec, normal: np.ndarray, rng: np.random.Generator) -> SynthesisOutput:
+        if not self.crops:
+            raise RuntimeError(f"{self.name}: no crops; call fit() or load a checkpoint first")
+        target = np.asarray(spec.mask, dtype=bool)
+        if not target.any():
+            raise ValueError(f"{self.name}: {spec.name} has an empty planned mask")
+        key, steps = parse_origin(spec.mask_origin)
+        crop = self._choose(key, spec.defect_type, rng)
+        placed = self._aligned_patch(crop, steps, target) if steps is not None and key == crop.key else None
+        if placed is None:  # user mask or unknown origin: stretch the crop onto the mask's bounding box
+            rows, cols = bbox(target)
+            placed = resize(crop.image, rows.stop - rows.start, cols.stop - cols.start), (rows.start, cols.start)
+        patch, (top, left) = placed
+        source = np.zeros_like(normal, dtype=np.float32)
+        source[top:top + patch.shape[0], left:left + patch.shape[1]] = patch
+        image = normal.astype(np.float32)
+        if self.config.colour_match > 0:
+            shift = ring_mean(normal, target, self._ring_width(normal.shape[0])) - crop.ring
+            source += self.config.colour_match * shift.astype(np.float32)
+        alpha = feather_alpha(target, self.config.feather_px)[..., None]
+        blended = image * (1 - alpha) + np.clip(source, 0, 255) * alpha
+        out = normal.copy()
+        out[target] = np.clip(np.rint(blended[target]), 0, 255).astype(np.uint8)
+        return SynthesisOutput(out, target)  # the planned mask, so the plan's mask_origin stays
+
+    # ---- persistence ----------------------------------------------------------------------
+    def save_state(self, folder: Path) -> None:
+        keys = sorted(self.crops)
+        arrays: dict[str, np.ndarray] = {"keys": np.array(keys), "rings": np.stack([self.crops[k].ring for k in keys])}
+        for i, k in enumerate(keys):
+            arrays[f"image_{i}"] = self.crops[k].image
+            arrays[f"mask_{i}"] = self.crops[k].mask
+        np.savez_compressed(Path(folder) / STATE_FILE, **arrays)
+
+    def load_state(self, folder: Path) -> None:
+        with np.load(Path(folder) / STATE_FILE, allow_pickle=False) as state:
+            keys = [str(k) for k in state["keys"]]
+            self.crops = {k: Crop(k, state[f"image_{i}"], state[f"mask_{i}"].astype(bool), state["rings"][i])
+                          for i, k in enumerate(keys)}
