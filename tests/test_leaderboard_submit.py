@@ -1,0 +1,145 @@
+"""``python -m leaderboard submit RESULT_DIR``: all-or-nothing, never a silent overwrite, meta drafted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from leaderboard_helpers import fill_meta, make_board, make_record, populate, write_run
+
+from benchmark.results import RESULT_SCHEMA_VERSION, dump_result, load_result
+from leaderboard.cli import main
+from leaderboard.meta import TODO, load_meta
+from leaderboard.submit import submit
+from leaderboard.validate import validate_tree
+
+RECORDS = [make_record("axf", "1", "bottle"), make_record("axf", "1", "cable"), make_record(None, "0", "bottle")]
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted((root / "results").rglob("*")) if p.is_file()}
+
+
+def test_submit_copies_results_into_the_layout_and_drafts_meta(tmp_path: Path, capsys) -> None:
+    root = make_board(tmp_path)
+    run = write_run(tmp_path / "run", RECORDS)
+    assert main(["submit", str(run), "--root", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "skipped" in out and "job.json (not a result record)" in out
+    assert "drafted   leaderboard/results/axf/1/meta.json: fill the fields marked TODO" in out
+    for record in RECORDS:
+        stored = root / "results" / record.relative_path()
+        assert stored.read_text() == dump_result(record)
+        assert load_result(stored) == record
+    meta = load_meta(root / "results" / "axf" / "1" / "meta.json")
+    assert (meta.name, meta.version, meta.uses_text, meta.uses_real_anomalies) == ("axf", "1", True, True)
+    assert meta.paper == "https://example.org/paper"  # from the synthesizer's reference
+    assert set(meta.placeholders()) == {"authors", "code", "real_anomalies", "compute"}
+    assert {p.rule for p in validate_tree(root).errors} == {"meta-complete"}  # the submitter must fill them
+    fill_meta(root)
+    assert validate_tree(root).ok
+
+
+def test_resubmitting_identical_results_is_a_no_op(tmp_path: Path) -> None:
+    root = populate(make_board(tmp_path), tmp_path, RECORDS)
+    before = tree(root)
+    report = submit(tmp_path / "run", root)
+    assert report.ok and report.count("unchanged") == len(RECORDS) and not report.metas_created
+    assert tree(root) == before  # meta.json kept as filled in
+
+
+def test_a_different_result_is_not_overwritten_without_replace(tmp_path: Path, capsys) -> None:
+    root = populate(make_board(tmp_path), tmp_path, RECORDS)
+    before = tree(root)
+    rerun = make_record("axf", "1", "bottle", seeds={"generation": 1, "detector": 1})
+    run = write_run(tmp_path / "rerun", [rerun, make_record("axf", "1", "hazelnut")])
+    assert main(["submit", str(run), "--root", str(root)]) == 1
+    err = capsys.readouterr().err
+    assert "[no-overwrite] refusing to overwrite" in err and "axf/1/mvtec-caption-cpu--v1/mvtec_ad/bottle.json" in err
+    assert "pass --replace" in err and "nothing was written" in err
+    assert tree(root) == before  # not even the new hazelnut result: all or nothing
+
+    assert main(["submit", str(run), "--root", str(root), "--replace"]) == 0
+    assert "replace   leaderboard/results/axf/1/mvtec-caption-cpu--v1/mvtec_ad/bottle.json" in capsys.readouterr().out
+    assert load_result(root / "results" / rerun.relative_path()).seeds == {"generation": 1, "detector": 1}
+    assert validate_tree(root).ok
+
+
+def test_dry_run_writes_nothing(tmp_path: Path) -> None:
+    root = make_board(tmp_path)
+    report = submit(write_run(tmp_path / "run", RECORDS), root, dry_run=True)
+    assert report.ok and report.count("add") == 3 and not report.written
+    assert tree(root) == {"results/.gitkeep": b""}
+
+
+@pytest.mark.parametrize(("record", "rule", "fragment"), [
+    (make_record("axf", "1", "cable", dataset="mvtec_ad").model_copy(update={"comparable": True, "fidelity": []}),
+     "comparable-claims", "standard metric 'is' is missing"),
+    (make_record("axf", "1", "cable", protocol_id="mvtec-caption-smoke/v1", comparable=False), "real-data", "demo_only"),
+    (make_record("axf", "1", "../../../escape"), "safe-names", "not safe path components"),
+    (make_record("axf", "1", "cable").model_copy(update={"dataset": make_record().dataset.model_copy(
+        update={"captions_sha256": "e" * 64, "category": "cable"})}), "captions-hash", "other captions"),
+])
+def test_an_invalid_record_refuses_the_whole_submission(tmp_path: Path, record, rule: str, fragment: str) -> None:
+    root = make_board(tmp_path)
+    run = tmp_path / "run"
+    write_run(run, [make_record("perlin", "1", "bottle")])
+    (run / "bad.json").write_text(dump_result(record))
+    report = submit(run, root)
+    assert not report.ok and not report.written
+    assert any(p.rule == rule and fragment in p.message and p.path.endswith("bad.json") for p in report.problems), \
+        [str(p) for p in report.problems]
+    assert tree(root) == {"results/.gitkeep": b""}
+    assert not (tmp_path / "escape.json").exists()
+
+
+def test_two_different_results_for_one_cell_in_a_run_are_refused(tmp_path: Path) -> None:
+    root = make_board(tmp_path)
+    run = write_run(tmp_path / "run", [make_record("axf", "1", "bottle")])
+    (run / "other.json").write_text(dump_result(make_record("axf", "1", "bottle", seeds={"generation": 5, "detector": 5})))
+    report = submit(run, root)
+    assert [p.rule for p in report.problems] == ["no-duplicates"]
+    assert "with different content" in report.problems[0].message
+
+
+def test_the_same_content_under_another_name_is_refused(tmp_path: Path) -> None:
+    root = populate(make_board(tmp_path), tmp_path, RECORDS)
+    moved = root / "results" / "axf/1/mvtec-caption-cpu--v1/mvtec_ad/bottle.json"
+    moved.rename(moved.with_name("screw.json"))  # a hand edit put it under the wrong name
+    report = submit(tmp_path / "run", root)
+    assert any(p.rule == "no-duplicates" and "already in the leaderboard at" in p.message for p in report.problems)
+
+
+def test_an_existing_meta_must_agree_with_new_results(tmp_path: Path) -> None:
+    root = populate(make_board(tmp_path), tmp_path, RECORDS)
+    meta_file = root / "results" / "axf" / "1" / "meta.json"
+    meta_file.write_text(meta_file.read_text().replace('"uses_masks": true', '"uses_masks": false'))
+    report = submit(write_run(tmp_path / "more", [make_record("axf", "1", "hazelnut")]), root)
+    assert any(p.rule == "meta-consistent" and "uses_masks=False" in p.message for p in report.problems)
+
+
+def test_a_v1_result_is_submitted_as_v2(tmp_path: Path) -> None:
+    root = make_board(tmp_path)
+    record = make_record("cutpaste", "2", "bottle")
+    data = json.loads(dump_result(record))
+    data.update(schema_version=1, fidelity={m.id: m.value for m in record.fidelity})
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "old.json").write_text(json.dumps(data))
+    assert submit(tmp_path / "run", root).ok
+    stored = json.loads((root / "results" / record.relative_path()).read_text())
+    assert stored["schema_version"] == RESULT_SCHEMA_VERSION and stored["comparable"] is False
+
+
+def test_an_empty_run_folder_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "run").mkdir()
+    report = submit(tmp_path / "run", make_board(tmp_path))
+    assert not report.ok and "no result records found" in report.problems[0].message
+
+
+def test_the_reference_row_meta_is_drafted_too(tmp_path: Path) -> None:
+    root = make_board(tmp_path)
+    submit(write_run(tmp_path / "run", [make_record(None, "0", "bottle")]), root)
+    meta = load_meta(root / "results" / "no-synthesis" / "0" / "meta.json")
+    assert meta.name == "no-synthesis" and not meta.uses_text and meta.real_anomalies == "none"
+    assert all(str(getattr(meta, f)).startswith(TODO) or f == "authors" for f in meta.placeholders())
