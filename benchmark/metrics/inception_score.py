@@ -1,0 +1,144 @@
+"""Inception Score (IS), torch-fidelity settings, per defect type; and its named offline substitute.
+
+IS = exp(E_x KL(p(y|x) || p(y))), computed on 10 splits of the (seeded-shuffled) images and
+averaged over splits, exactly as torch-fidelity does (``isc_splits=10``, ``samples_shuffle=True``,
+``rng_seed=2020``, the unbiased logits of the 1008-way Inception-v3 2015-12-05 classifier, input
+resized to 299 px by torch-fidelity's TensorFlow-compatible bilinear resize). A defect type with
+fewer than 10 images uses one split per image (recorded in ``splits_used``).
+
+* ``is``: the standard metric, only with the pinned Inception weights.
+* ``is-effnetlite0-substitute``: the same formula on EfficientNet-Lite0's ImageNet probabilities
+  (1000 classes, 224 px). A different classifier gives a different scale: never compare it with
+  published Inception Scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from benchmark.metrics import effnet
+from benchmark.metrics.base import MetricContext, MetricOutput, MetricSpec, progress_bar
+from benchmark.metrics.inputs import FidelityInputs, items_hash
+from benchmark.metrics.weights import ResolvedWeights
+
+SPLITS = 10
+RNG_SEED = 2020
+INCEPTION = "inception-v3-2015-12-05"
+EFFNET = "efficientnet-lite0-imagenet"
+
+
+@dataclass(frozen=True)
+class ScoreValue:
+    mean: float
+    std: float
+    splits: int
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    return torch.from_numpy(np.asarray(logits, dtype=np.float64)).softmax(dim=1).numpy()
+
+
+def inception_score(probs: np.ndarray, splits: int = SPLITS, shuffle: bool = True, rng_seed: int = RNG_SEED) -> ScoreValue:
+    """IS of an N x C matrix of class probabilities (rows sum to 1), split like torch-fidelity.
+
+    Split ``i`` holds rows ``[i*N//s, (i+1)*N//s)`` after a ``RandomState(rng_seed)`` permutation;
+    with fewer rows than splits, one split per row is used. ``std`` is over splits (population).
+    """
+    p = np.asarray(probs, dtype=np.float64)
+    if p.ndim != 2 or len(p) == 0:
+        raise ValueError(f"expected a non-empty N x C probability matrix, got shape {p.shape}")
+    n = len(p)
+    if shuffle:
+        p = p[np.random.RandomState(rng_seed).permutation(n)]
+    used = min(splits, n)
+    scores = []
+    for i in range(used):
+        chunk = torch.from_numpy(p[i * n // used:(i + 1) * n // used])
+        marginal = chunk.mean(dim=0, keepdim=True)
+        kl = (torch.special.xlogy(chunk, chunk) - torch.special.xlogy(chunk, marginal)).sum(dim=1)
+        scores.append(float(kl.mean().exp()))
+    return ScoreValue(float(np.mean(scores)), float(np.std(scores)), used)
+
+
+def _per_defect_scores(inputs: FidelityInputs, ctx: MetricContext, probs_of: callable, desc: str) -> MetricOutput:
+    per_defect: dict[str, float | None] = {}
+    splits_used: dict[str, int] = {}
+    for defect in progress_bar(inputs.defect_types, ctx, desc):
+        score = inception_score(probs_of(inputs.generated[defect]))
+        per_defect[defect], splits_used[defect] = score.mean, score.splits
+    return MetricOutput(per_defect, {"splits_used": splits_used, "images_per_defect":
+                                     {d: len(inputs.generated[d]) for d in inputs.defect_types}})
+
+
+# ---- standard: torch-fidelity's Inception-v3 --------------------------------------------------
+@lru_cache(maxsize=2)
+def _inception(path: str, device: str) -> torch.nn.Module:
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    torch.load(path, map_location="cpu", weights_only=True)  # refuse a file that is more than tensors
+    model = FeatureExtractorInceptionV3("inception-v3-compat", ["logits_unbiased"], feature_extractor_weights_path=path)
+    return model.to(device).eval()
+
+
+@torch.no_grad()
+def inception_logits(images: Sequence[np.ndarray], weights_path: str, device: str, batch_size: int = 16) -> np.ndarray:
+    """torch-fidelity's ISC features (``logits_unbiased``, N x 1008) of uint8 HxWx3 images."""
+    model = _inception(weights_path, device)
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = torch.from_numpy(np.stack(images[i:i + batch_size])).permute(0, 3, 1, 2).contiguous().to(device)
+        out.append(model(x)[0].double().cpu())
+    return torch.cat(out).numpy()
+
+
+def _compute_is(inputs: FidelityInputs, ctx: MetricContext, weights: Mapping[str, ResolvedWeights]) -> MetricOutput:
+    resolved = weights[INCEPTION]
+
+    def probs_of(items: Sequence) -> np.ndarray:
+        logits = ctx.cache.get_or_compute(
+            "inception-logits-unbiased", {"weights": resolved.sha256, "images": items_hash(items)},
+            lambda: inception_logits([it.image for it in items], str(resolved.path), ctx.device, ctx.batch_size))
+        return softmax(logits)
+
+    return _per_defect_scores(inputs, ctx, probs_of, "IS (Inception-v3)")
+
+
+# ---- substitute: EfficientNet-Lite0 ---------------------------------------------------------------
+def _compute_is_effnet(inputs: FidelityInputs, ctx: MetricContext, weights: Mapping[str, ResolvedWeights]) -> MetricOutput:
+    sha = weights[EFFNET].sha256
+
+    def probs_of(items: Sequence) -> np.ndarray:
+        logits = ctx.cache.get_or_compute(
+            "effnetlite0-logits", {"weights": sha, "images": items_hash(items), "size": effnet.CLASSIFIER_SIZE},
+            lambda: effnet.class_logits([it.image for it in items], ctx.device, ctx.batch_size))
+        return softmax(logits)
+
+    return _per_defect_scores(inputs, ctx, probs_of, "IS substitute (EfficientNet-Lite0)")
+
+
+_COMMON = {"splits": SPLITS, "samples_shuffle": True, "rng_seed": RNG_SEED, "per": "defect type",
+           "fewer_images_than_splits": "one split per image"}
+
+IS = MetricSpec(
+    id="is", name="Inception Score",
+    description="Inception Score with torch-fidelity's Inception-v3 2015-12-05 weights, 10 splits, per defect type.",
+    settings={**_COMMON, "implementation": "torch-fidelity FeatureExtractorInceptionV3 ('inception-v3-compat')",
+              "weights": "pt_inception-2015-12-05", "feature_layer": "logits_unbiased", "classes": 1008,
+              "input": "uint8 RGB resized to 299 px by torch-fidelity (TF1-compatible bilinear)"},
+    needs_weights=(INCEPTION,), compute=_compute_is, substitutes=("is-effnetlite0-substitute",),
+)
+
+IS_EFFNET = MetricSpec(
+    id="is-effnetlite0-substitute", name="Inception-Score-style score on EfficientNet-Lite0 (substitute)",
+    description="The IS formula on EfficientNet-Lite0 ImageNet probabilities; offline stand-in for IS.",
+    settings={**_COMMON, "classifier": "EfficientNet-Lite0 ImageNet (1000 classes)", "classes": 1000,
+              "input": "resized to 224 px (bilinear, antialiased), normalised to [-1, 1]"},
+    needs_weights=(EFFNET,), compute=_compute_is_effnet, standard=False, substitute_for="is",
+    not_comparable="EfficientNet-Lite0's 1000-class ImageNet probabilities replace Inception-v3 2015-12-05's 1008-class "
+                   "ones, so the scale differs from any published Inception Score",
+)
