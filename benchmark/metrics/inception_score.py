@@ -14,7 +14,7 @@ fewer than 10 images uses one split per image (recorded in ``splits_used``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -23,7 +23,7 @@ import torch
 
 from benchmark.metrics import effnet
 from benchmark.metrics.base import MetricContext, MetricOutput, MetricSpec, progress_bar
-from benchmark.metrics.inputs import FidelityInputs, items_hash
+from benchmark.metrics.inputs import FidelityInputs, GeneratedItem, items_hash
 from benchmark.metrics.weights import ResolvedWeights
 
 SPLITS = 10
@@ -65,7 +65,8 @@ def inception_score(probs: np.ndarray, splits: int = SPLITS, shuffle: bool = Tru
     return ScoreValue(float(np.mean(scores)), float(np.std(scores)), used)
 
 
-def _per_defect_scores(inputs: FidelityInputs, ctx: MetricContext, probs_of: callable, desc: str) -> MetricOutput:
+def _per_defect_scores(inputs: FidelityInputs, ctx: MetricContext, probs_of: Callable[[Sequence[GeneratedItem]], np.ndarray],
+                       desc: str) -> MetricOutput:
     per_defect: dict[str, float | None] = {}
     splits_used: dict[str, int] = {}
     for defect in progress_bar(inputs.defect_types, ctx, desc):
@@ -99,7 +100,7 @@ def inception_logits(images: Sequence[np.ndarray], weights_path: str, device: st
 def _compute_is(inputs: FidelityInputs, ctx: MetricContext, weights: Mapping[str, ResolvedWeights]) -> MetricOutput:
     resolved = weights[INCEPTION]
 
-    def probs_of(items: Sequence) -> np.ndarray:
+    def probs_of(items: Sequence[GeneratedItem]) -> np.ndarray:
         logits = ctx.cache.get_or_compute(
             "inception-logits-unbiased", {"weights": resolved.sha256, "images": items_hash(items)},
             lambda: inception_logits([it.image for it in items], str(resolved.path), ctx.device, ctx.batch_size))
@@ -112,7 +113,7 @@ def _compute_is(inputs: FidelityInputs, ctx: MetricContext, weights: Mapping[str
 def _compute_is_effnet(inputs: FidelityInputs, ctx: MetricContext, weights: Mapping[str, ResolvedWeights]) -> MetricOutput:
     sha = weights[EFFNET].sha256
 
-    def probs_of(items: Sequence) -> np.ndarray:
+    def probs_of(items: Sequence[GeneratedItem]) -> np.ndarray:
         logits = ctx.cache.get_or_compute(
             "effnetlite0-logits", {"weights": sha, "images": items_hash(items), "size": effnet.CLASSIFIER_SIZE},
             lambda: effnet.class_logits([it.image for it in items], ctx.device, ctx.batch_size))

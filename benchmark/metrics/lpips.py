@@ -86,22 +86,27 @@ class LayeredDistance:
         return [torch.cat(p) for p in parts]
 
     @torch.no_grad()
-    def between(self, a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> np.ndarray:
-        """len(a) x len(b) distances between two feature sets (from :meth:`features`)."""
+    def between(self, a: Sequence[torch.Tensor], b: Sequence[torch.Tensor], symmetric: bool = False) -> np.ndarray:
+        """len(a) x len(b) distances between two feature sets (from :meth:`features`).
+
+        ``symmetric`` (a is b): only pairs j > i are computed and mirrored; the diagonal is 0.
+        """
         out = torch.zeros(len(a[0]), len(b[0]), dtype=torch.float64, device=self.device)
         for fa, fb, w in zip(a, b, self.weights):
             chunk = max(1, self.pair_chunk_bytes // max(1, fb[0].numel() * 4))
             for i in range(len(fa)):
-                for j in range(0, len(fb), chunk):
+                for j in range(i + 1 if symmetric else 0, len(fb), chunk):
                     diff = (fa[i:i + 1] - fb[j:j + chunk]) ** 2
                     out[i, j:j + chunk] += (diff * w).sum(dim=1).mean(dim=(1, 2)).double()
+        if symmetric:
+            out = out + out.T
         return out.cpu().numpy()
 
     def __call__(self, xs: Sequence[np.ndarray], ys: Sequence[np.ndarray]) -> np.ndarray:
         """Distances between image lists; ``xs`` is streamed in batches unless it is ``ys`` itself."""
         if ys is xs:
             features = self.features(xs)
-            return self.between(features, features)
+            return self.between(features, features, symmetric=True)
         fy = self.features(ys)
         rows = [self.between(self.features(xs[i:i + self.batch_size]), fy) for i in range(0, len(xs), self.batch_size)]
         return np.concatenate(rows) if rows else np.zeros((0, len(ys)))
