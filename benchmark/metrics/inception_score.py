@@ -3,8 +3,9 @@
 IS = exp(E_x KL(p(y|x) || p(y))), computed on 10 splits of the (seeded-shuffled) images and
 averaged over splits, exactly as torch-fidelity does (``isc_splits=10``, ``samples_shuffle=True``,
 ``rng_seed=2020``, the unbiased logits of the 1008-way Inception-v3 2015-12-05 classifier, input
-resized to 299 px by torch-fidelity's TensorFlow-compatible bilinear resize). A defect type with
-fewer than 10 images uses one split per image (recorded in ``splits_used``).
+resized to 299 px by torch-fidelity's TensorFlow-compatible bilinear resize). torch-fidelity leaves
+IS undefined for fewer images than splits (empty splits); such a defect type is scored as one split
+of all its images (recorded in ``splits_used``; a split of one image would always score 1).
 
 * ``is``: the standard metric, only with the pinned Inception weights.
 * ``is-effnetlite0-substitute``: the same formula on EfficientNet-Lite0's ImageNet probabilities
@@ -47,7 +48,7 @@ def inception_score(probs: np.ndarray, splits: int = SPLITS, shuffle: bool = Tru
     """IS of an N x C matrix of class probabilities (rows sum to 1), split like torch-fidelity.
 
     Split ``i`` holds rows ``[i*N//s, (i+1)*N//s)`` after a ``RandomState(rng_seed)`` permutation;
-    with fewer rows than splits, one split per row is used. ``std`` is over splits (population).
+    with fewer rows than splits, all rows form one split. ``std`` is over splits (population).
     """
     p = np.asarray(probs, dtype=np.float64)
     if p.ndim != 2 or len(p) == 0:
@@ -55,7 +56,7 @@ def inception_score(probs: np.ndarray, splits: int = SPLITS, shuffle: bool = Tru
     n = len(p)
     if shuffle:
         p = p[np.random.RandomState(rng_seed).permutation(n)]
-    used = min(splits, n)
+    used = splits if n >= splits else 1
     scores = []
     for i in range(used):
         chunk = torch.from_numpy(p[i * n // used:(i + 1) * n // used])
@@ -123,7 +124,7 @@ def _compute_is_effnet(inputs: FidelityInputs, ctx: MetricContext, weights: Mapp
 
 
 _COMMON = {"splits": SPLITS, "samples_shuffle": True, "rng_seed": RNG_SEED, "per": "defect type",
-           "fewer_images_than_splits": "one split per image"}
+           "fewer_images_than_splits": "one split of all images"}
 
 IS = MetricSpec(
     id="is", name="Inception Score",
