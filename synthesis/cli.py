@@ -123,6 +123,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         print(f"fitted {args.synth} with its default budget in {seconds:.1f}s", file=sys.stderr)
         save_checkpoint(synthesizer, Path(args.out) / "checkpoint")
     user_masks = [_read_user_mask(p, args.image_size) for p in args.mask]
+    if user_masks and not synthesizer.meta.uses_masks:
+        print(f"warning: {args.synth} makes its own masks (uses_masks=False): --mask is recorded in the request "
+              "but not used", file=sys.stderr)
     out = Path(args.out) / "samples"
     info = generate_set(synthesizer, prepared.train, out, n_per_defect=args.n, seed=args.seed,
                         defect_types=args.defect_type or None, caption=args.caption, user_masks=user_masks,

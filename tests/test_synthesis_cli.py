@@ -69,7 +69,7 @@ def _square_mask(path: Path, size: int = 128) -> np.ndarray:
 
 
 @pytest.mark.parametrize("name", ["croppaste", "perlin"])
-def test_caption_and_mask_are_honoured(name: str, tmp_path: Path) -> None:
+def test_caption_and_mask_are_honoured(name: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     expected = _square_mask(tmp_path / "square.png")
     caption = "A blue scratch across the middle."
     out = tmp_path / "out"
@@ -86,6 +86,8 @@ def test_caption_and_mask_are_honoured(name: str, tmp_path: Path) -> None:
             assert np.array_equal(mask, expected)
         else:
             assert sample.mask_origin.startswith("perlin")
+    warned = "makes its own masks" in capsys.readouterr().err
+    assert warned == (not registry.describe(name).uses_masks)
 
 
 @pytest.mark.parametrize("name", ["croppaste", "perlin"])
