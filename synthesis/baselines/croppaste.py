@@ -1,8 +1,9 @@
 """Crop & Paste: real training-split defects cut with their masks and pasted onto normal images.
 
-The classic few-shot augmentation (e.g. Lin et al., "Few-shot defect image generation via
-defect-aware feature manipulation", AAAI 2023, arXiv:2303.02389, uses it as its Crop&Paste
-baseline). Fit keeps, for every anomaly of the training third, the bounding-box crop of its
+The few-shot crop-and-paste augmentation of Lin et al. ("Few-shot defect segmentation leveraging
+abundant normal training samples through normal background regularization and crop-and-paste
+operation", ICME 2021, arXiv:2007.09438), the Crop&Paste baseline of AnomalyDiffusion
+(arXiv:2312.05767) and AnomalyXFusion. Fit keeps, for every anomaly of the training third, the bounding-box crop of its
 image and mask and the mean colour just around the defect. Generation fills the plan's mask:
 
 * the plan's mask is an augmented copy of one training mask, and ``spec.mask_origin`` says which
@@ -101,7 +102,7 @@ class CropPasteSynthesizer(Synthesizer):
     version = "1"
     description = ("Crop & Paste: the training third's real defects, cut with their masks, transformed like the "
                    "planned mask and pasted into it with colour matching and feathered edges.")
-    reference = "Crop&Paste few-shot baseline, e.g. Lin et al., AAAI 2023, arXiv:2303.02389"
+    reference = "Lin et al., crop-and-paste for few-shot defect segmentation, ICME 2021, arXiv:2007.09438"
     uses_text = False
     uses_masks = True
     uses_real_anomalies = True
