@@ -183,6 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    # Deprecation chatter from anomalib's own imports of timm/dinov2 says nothing about the run.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(timm|anomalib)\..*")
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

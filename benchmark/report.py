@@ -41,11 +41,19 @@ def format_table(records: Sequence[ResultRecord]) -> str:
         lines.append(f"\n{protocol} · {dataset}{demo}")
         shown = part.drop(columns=["protocol", "dataset"]).dropna(axis=1, how="all")
         lines.append(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    notes = sorted({note for r in records for note in r.comparable_notes})
+    notes = sorted({_first_clause(note) for r in records for note in r.comparable_notes})
     if notes:
-        lines.append("\nNot comparable with published numbers because:")
+        lines.append("\nNot comparable with published numbers (details in each result's comparable_notes):")
         lines += [f"  - {note}" for note in notes]
     return "\n".join(lines)
+
+
+def _first_clause(note: str, limit: int = 110) -> str:
+    """The start of a note, for the terminal (the full text is in the result JSON)."""
+    if ": reference weights unavailable" in note:
+        return note.split(": reference weights unavailable")[0] + " (reference weights absent)"
+    head = note.split(". ")[0]
+    return head if len(head) <= limit else head[: limit - 1] + "…"
 
 
 def write_metric_plots(records: Sequence[ResultRecord], out_png: Path) -> Path | None:
