@@ -46,7 +46,7 @@ class AXFConfig(BaseModel):
     window_size: int = Field(64, description="model resolution of the window, pixels")
     window_margin: float = Field(0.3, description="context around the mask's bounding box, fraction of its size")
     # U-Net built from scratch (pixel mode)
-    unet_channels: list[int] = Field(default_factory=lambda: [32, 64, 128, 128])
+    unet_channels: list[int] = Field(default_factory=lambda: [24, 48, 96, 128])
     unet_attention_levels: list[int] = Field(default_factory=lambda: [2, 3])
     layers_per_block: int = 1
     head_dim: int = 32
@@ -65,14 +65,15 @@ class AXFConfig(BaseModel):
     use_mask_tokens: bool = True
     use_ddf: bool = True
     # training
-    train_steps: int = 1100
+    train_steps: int = 1000
     batch_size: int = 16
     lr: float = 4e-4
     loss: Literal["masked", "plain"] = "masked"
     mask_weight: float = 4.0
     normal_fraction: float = 0.2
     branch_dropout: float = 0.1
-    train_t_max: float = Field(1.0, description="train on timesteps below this fraction of the schedule")
+    train_t_max: float | None = Field(None, description="train on timesteps below this fraction of the schedule; "
+                                      "None: sdedit_strength + 0.1 (sampling never visits higher noise levels)")
     ema_decay: float = 0.995
     snapshot_every: int = 100
     # noise schedule (pixel mode; paper mode uses the pretrained model's)
@@ -91,7 +92,7 @@ class AXFConfig(BaseModel):
             raise ValueError("backbone=latent needs pretrained=<folder or hub id of a latent diffusion model>")
         if not 0.0 < self.sdedit_strength <= 1.0:
             raise ValueError("sdedit_strength must be in (0, 1]")
-        if not 0.0 < self.train_t_max <= 1.0:
+        if self.train_t_max is not None and not 0.0 < self.train_t_max <= 1.0:
             raise ValueError("train_t_max must be in (0, 1]")
         return self
 
@@ -178,6 +179,13 @@ class AXFSynthesizer(Synthesizer):
                               head_dim=cfg.head_dim)
             self.train_scheduler, self.sample_scheduler = make_schedulers(cfg.num_train_timesteps, cfg.beta_schedule)
         self.net.to(self.device)
+
+    @property
+    def train_t_max(self) -> float:
+        """The highest noise level trained on, as a fraction of the schedule."""
+        if self.cfg.train_t_max is not None:
+            return self.cfg.train_t_max
+        return min(1.0, self.cfg.sdedit_strength + 0.1)
 
     # ---- encoder outputs (cached) -----------------------------------------------------------
     def _text_tokens(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -273,7 +281,7 @@ class AXFSynthesizer(Synthesizer):
         settings = TrainSettings(
             steps=cfg.train_steps, batch_size=cfg.batch_size, lr=cfg.lr, window=cfg.window_size, margin=cfg.window_margin,
             normal_fraction=cfg.normal_fraction, branch_dropout=cfg.branch_dropout, loss=cfg.loss,
-            mask_weight=cfg.mask_weight, t_max=cfg.train_t_max, ema_decay=cfg.ema_decay, seed=cfg.seed,
+            mask_weight=cfg.mask_weight, t_max=self.train_t_max, ema_decay=cfg.ema_decay, seed=cfg.seed,
             snapshot_every=cfg.snapshot_every, warmup=min(50, max(1, cfg.train_steps // 10)),
         )
         self.training_set = data
