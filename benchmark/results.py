@@ -68,6 +68,8 @@ class DetectorResult(_Model):
     per_defect: dict[str, DetectionScores] = Field(description="Each defect type's test anomalies with all good test images.")
     mean_over_defects: DetectionScores
     weights: list[WeightsRef] = Field(default_factory=list)
+    evaluation: dict[str, Any] = Field(default_factory=dict, description="How the scores were computed "
+                                       "(metric implementations, AU-PRO FPR limit, aggregation).")
     n_train_normal: int
     n_train_synthetic: int
     n_test_good: int

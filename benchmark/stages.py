@@ -92,7 +92,7 @@ def synthetic_set(ctx: CategoryContext, set_folder: Path):  # noqa: ANN201 -> Sy
 def detect(ctx: CategoryContext, detector_name: str, config: dict[str, Any], seed: int, set_folder: Path | None,
            device: str, work: Path, progress: bool, keep_model: bool) -> dict[str, Any]:
     from benchmark.detectors import create_detector
-    from benchmark.evaluation import evaluate_detection
+    from benchmark.evaluation import EVALUATION_SETTINGS, evaluate_detection
 
     detector = create_detector(detector_name, config, seed=seed, device=device)
     normals = np.stack([normal.image for normal in ctx.train.normals])
@@ -109,7 +109,7 @@ def detect(ctx: CategoryContext, detector_name: str, config: dict[str, Any], see
     result = DetectorResult(
         name=detector_name, config=detector.config.model_dump(mode="json"), config_hash=detector.config_hash,
         uses_synthesis=detector.uses_synthesis, seed=seed, overall=overall, per_defect=per_defect, mean_over_defects=mean,
-        weights=detector.weights(), n_train_normal=len(normals), n_train_synthetic=0 if synthetic is None else len(synthetic.masks),
+        weights=detector.weights(), evaluation=dict(EVALUATION_SETTINGS), n_train_normal=len(normals), n_train_synthetic=0 if synthetic is None else len(synthetic.masks),
         n_test_good=int((ctx.test.labels == 0).sum()), n_test_anomalous=int((ctx.test.labels == 1).sum()),
         train_seconds=round(train_seconds, 3), eval_seconds=round(eval_seconds, 3),
     )
