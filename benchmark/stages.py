@@ -3,7 +3,6 @@ returns a small JSON-able summary (paths relative to the job folder)."""
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,6 @@ from synthesis.checkpoint import load_checkpoint, save_checkpoint
 from synthesis.generated_set import generate_set, load_samples, read_info
 from synthesis.guard import forbid_reading
 
-#: Environment variable through which a synthesizer may keep resumable training state.
-WORK_DIR_ENV = "MVTEC_BENCH_SYNTH_WORK_DIR"
-
 
 def synthesizer_config(ctx: CategoryContext, name: str) -> dict[str, Any]:
     return ctx.protocol.synthesizer_config(name, registry.entry(name).ablation_of)
@@ -27,16 +23,9 @@ def synthesizer_config(ctx: CategoryContext, name: str) -> dict[str, Any]:
 
 def fit(ctx: CategoryContext, name: str, device: str, work: Path, progress: bool) -> dict[str, Any]:
     synthesizer = registry.create(name, synthesizer_config(ctx, name), device=device)
-    previous = os.environ.get(WORK_DIR_ENV)
-    os.environ[WORK_DIR_ENV] = str(work / "training_state")
-    try:
-        with forbid_reading(ctx.forbidden_paths):
-            report = synthesizer.fit(ctx.train, progress=progress)
-    finally:
-        if previous is None:
-            os.environ.pop(WORK_DIR_ENV, None)
-        else:
-            os.environ[WORK_DIR_ENV] = previous
+    synthesizer.work_dir = work / "training_state"  # an interrupted fit resumes from its snapshots
+    with forbid_reading(ctx.forbidden_paths):
+        report = synthesizer.fit(ctx.train, progress=progress)
     save_checkpoint(synthesizer, work / "checkpoint")
     return {"checkpoint": "checkpoint", "config_hash": synthesizer.config_hash, "seconds": report.seconds}
 

@@ -187,6 +187,8 @@ class Synthesizer(ABC):
         self.device = device
         self.ablation_of = ablation_of
         self.fit_report: FitReport | None = None
+        #: Where fit may keep resumable training state (set by the caller: the benchmark's job folder).
+        self.work_dir: Path | None = None
 
     # ---- identity -------------------------------------------------------------------------
     @property
