@@ -250,3 +250,14 @@ def test_frozen_encoders_get_no_gradients_and_stay_unchanged(split):
         assert not model.training
     encoder_ids = {id(p) for m in encoders for p in m.parameters()}
     assert not encoder_ids & {id(p) for p in synth.net.parameters()}
+
+
+def test_detail_transfer_sharpens_large_windows_and_keeps_the_background(split):
+    outputs = {}
+    for detail in (0.0, 1.0):
+        synth = _make(window_size=16, detail_transfer=detail, train_steps=1)
+        synth.fit(split, progress=False)
+        specs, normals, outputs[detail] = _generate(synth, split, defect="spot")
+        for normal, out in zip(normals, outputs[detail]):
+            assert np.array_equal(out.image[~out.mask], normal[~out.mask])
+    assert not all(np.array_equal(a.image, b.image) for a, b in zip(outputs[0.0], outputs[1.0]))

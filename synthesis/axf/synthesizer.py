@@ -65,7 +65,7 @@ class AXFConfig(BaseModel):
     use_mask_tokens: bool = True
     use_ddf: bool = True
     # training
-    train_steps: int = 1000
+    train_steps: int = Field(800, description="fixed budget: about 16 minutes on 2 CPU cores at the defaults")
     batch_size: int = 16
     lr: float = 4e-4
     loss: Literal["masked", "plain"] = "masked"
@@ -84,6 +84,8 @@ class AXFConfig(BaseModel):
     sdedit_strength: float = Field(0.6, description="1.0: sample from pure noise; <1: start from a pasted training defect")
     resample: int = Field(1, description="RePaint resampling rounds per step")
     blend_width: float = Field(2.0, description="soft blending band outside the mask, pixels (0: hard)")
+    detail_transfer: float = Field(1.0, description="with an SDEdit start: add this much of the pasted defect's detail "
+                                   "finer than the window resolution (lost when a large window is resized)")
     sample_batch_size: int = 8
 
     @model_validator(mode="after")
@@ -288,7 +290,8 @@ class AXFSynthesizer(Synthesizer):
         work_dir = self._default_work_dir(train)
         identity = canonical_hash({"config": self.config_hash, "split": train.split_id})
         result = run_training(self.net, data, self.space.encode, self.train_scheduler, settings, work_dir=work_dir,
-                              identity=identity, progress=progress, callback=callback, device=self.device)
+                              identity=identity, progress=progress, callback=callback, device=self.device,
+                              desc=f"fit {self.name}")
         self.net.load_state_dict(result.ema_state, strict=False)
         self.net.eval()
         self.last_train = result
@@ -358,12 +361,15 @@ class AXFSynthesizer(Synthesizer):
             support = blend > 0
             win = window_for(support, w, cfg.window_margin)
             ref, steps = self._reference(spec)
-            paste = None
+            paste = detail = None
             if use_paste:
-                paste = paste_reference(normal, mask, self.store["images"][ref], self.store["masks"][ref], steps, support)
-                paste = resize(torch.from_numpy(win.crop(paste).transpose(2, 0, 1).copy())[None], w)[0]
+                full = paste_reference(normal, mask, self.store["images"][ref], self.store["masks"][ref], steps, support)
+                full = torch.from_numpy(win.crop(full).transpose(2, 0, 1).copy())[None]
+                paste = resize(full, w)[0]
+                if cfg.detail_transfer > 0 and win.side != w:  # what the round trip through the window loses
+                    detail = cfg.detail_transfer * (full - resize(paste[None], win.side, mode="bicubic"))[0]
             prepared.append(dict(
-                spec=spec, normal=normal, mask=mask, blend=blend, support=support, win=win, ref=ref, paste=paste,
+                spec=spec, normal=normal, mask=mask, blend=blend, support=support, win=win, ref=ref, paste=paste, detail=detail,
                 known=resize(to_tensor(win.crop(normal))[None], w)[0],
                 weight=resize(torch.from_numpy(win.crop(blend))[None, None], w, mode="area")[0],
                 loc=resize(torch.from_numpy(win.crop(mask).astype(np.float32))[None, None], w, mode="area")[0],
@@ -391,7 +397,10 @@ class AXFSynthesizer(Synthesizer):
         outputs = []
         for p, window in zip(prepared, windows):
             win, normal = p["win"], p["normal"]
-            generated = resize(window[None].float(), win.side, mode="bicubic")[0].clamp(0, 1).numpy().transpose(1, 2, 0)
+            generated = resize(window[None].float(), win.side, mode="bicubic")[0]
+            if p["detail"] is not None:
+                generated = generated + p["detail"]
+            generated = generated.clamp(0, 1).numpy().transpose(1, 2, 0)
             image = normal.astype(np.float32) / 255.0
             alpha = win.crop(p["blend"])[..., None]
             region = image[win.y0:win.y0 + win.side, win.x0:win.x0 + win.side]

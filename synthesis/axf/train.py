@@ -177,6 +177,7 @@ def train(
     progress: bool = True,
     callback: Callable[[int, float], None] | None = None,
     device: str = "cpu",
+    desc: str = "fit axf",
 ) -> TrainResult:
     """Train ``net`` for ``settings.steps`` steps (continuing from a snapshot in ``work_dir``).
 
@@ -210,7 +211,7 @@ def train(
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=settings.steps, initial=start, desc="fit axf", unit="step")
+        bar = tqdm(total=settings.steps, initial=start, desc=desc, unit="step")
     running = losses[-1] if losses else None
     step = start
     try:
