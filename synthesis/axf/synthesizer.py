@@ -14,9 +14,9 @@ is closest to it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -119,7 +119,6 @@ class AXFSynthesizer(Synthesizer):
         if bool(self.config.use_text) != bool(type(self).uses_text):
             raise ValueError(f"{type(self).__name__} declares uses_text={type(self).uses_text} but the config has "
                              f"use_text={self.config.use_text}; use AXFNoTextSynthesizer for use_text=false")
-        self.work_dir: Path | None = None  # training snapshots; default $AXF_WORK_DIR or the cache
         self.net = None
         self.space = None
         self.train_scheduler = None
@@ -233,7 +232,8 @@ class AXFSynthesizer(Synthesizer):
 
     # ---- learning -------------------------------------------------------------------------
     def _default_work_dir(self, train: TrainSplit) -> Path:
-        if self.work_dir is not None:
+        """Where training snapshots go: ``self.work_dir`` (set by the caller), else $AXF_WORK_DIR, else the cache."""
+        if getattr(self, "work_dir", None) is not None:
             return Path(self.work_dir)
         key = canonical_hash({"config": self.config_hash, "split": train.split_id})[:16]
         if os.environ.get(WORK_DIR_ENV):
@@ -295,7 +295,11 @@ class AXFSynthesizer(Synthesizer):
         self.net.load_state_dict(result.ema_state, strict=False)
         self.net.eval()
         self.last_train = result
-        shutil.rmtree(work_dir, ignore_errors=True)  # finished: the snapshots are no longer needed
+        from synthesis.axf.train import SNAPSHOT
+
+        (work_dir / SNAPSHOT).unlink(missing_ok=True)  # finished: the snapshot is no longer needed
+        with contextlib.suppress(OSError):
+            work_dir.rmdir()  # only if empty
         seconds = time.perf_counter() - started
         from synthesis.axf.model import count_parameters
 
