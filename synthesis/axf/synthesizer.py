@@ -161,24 +161,25 @@ class AXFSynthesizer(Synthesizer):
         from synthesis.axf.sample import make_schedulers
 
         cfg = self.cfg
-        torch.manual_seed(cfg.seed)
         common = dict(
             width=cfg.width, text_dim=text_dim, image_dim=image_dim, num_defect_types=num_types,
             defect_tokens=cfg.defect_tokens, mask_grid=cfg.mask_grid, fusion_layers=cfg.fusion_layers,
             fusion_heads=cfg.fusion_heads, use_text=cfg.use_text, use_image=cfg.use_image,
             use_mask_tokens=cfg.use_mask_tokens, use_ddf=cfg.use_ddf, defect_init=defect_init,
         )
-        if cfg.backbone == "latent":
-            ldm = load_pretrained_ldm(cfg.pretrained, device=self.device)
-            self.space = LatentSpace(ldm.vae)
-            self.net = AXFNet(**common, unet=ldm.unet)
-            self.train_scheduler, self.sample_scheduler = ldm.train_scheduler, ldm.sample_scheduler
-        else:
-            self.space = PixelSpace()
-            self.net = AXFNet(**common, in_channels=3, sample_size=cfg.window_size, unet_channels=tuple(cfg.unet_channels),
-                              unet_attention_levels=tuple(cfg.unet_attention_levels), layers_per_block=cfg.layers_per_block,
-                              head_dim=cfg.head_dim)
-            self.train_scheduler, self.sample_scheduler = make_schedulers(cfg.num_train_timesteps, cfg.beta_schedule)
+        with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the caller's RNG
+            torch.manual_seed(cfg.seed)
+            if cfg.backbone == "latent":
+                ldm = load_pretrained_ldm(cfg.pretrained, device=self.device)
+                self.space = LatentSpace(ldm.vae)
+                self.net = AXFNet(**common, unet=ldm.unet)
+                self.train_scheduler, self.sample_scheduler = ldm.train_scheduler, ldm.sample_scheduler
+            else:
+                self.space = PixelSpace()
+                self.net = AXFNet(**common, in_channels=3, sample_size=cfg.window_size,
+                                  unet_channels=tuple(cfg.unet_channels), unet_attention_levels=tuple(cfg.unet_attention_levels),
+                                  layers_per_block=cfg.layers_per_block, head_dim=cfg.head_dim)
+                self.train_scheduler, self.sample_scheduler = make_schedulers(cfg.num_train_timesteps, cfg.beta_schedule)
         self.net.to(self.device)
 
     @property

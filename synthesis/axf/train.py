@@ -192,7 +192,7 @@ def train(
     start = 0
     snapshot = Path(work_dir) / SNAPSHOT if work_dir is not None else None
     if snapshot is not None and snapshot.is_file():
-        state = torch.load(snapshot, map_location=device, weights_only=False)
+        state = torch.load(snapshot, map_location=device, weights_only=True)
         if state.get("identity") == identity:
             net.load_state_dict(state["model"], strict=False)
             optimizer.load_state_dict(state["optimizer"])
