@@ -113,17 +113,22 @@ register_protocol(Protocol(
     id="mvtec-caption-smoke/v1",
     title="Smoke test (embedded demo data)",
     hardware="cpu",
-    description="Minutes-long budgets for the embedded demo data and tests: 64x64, 6 images per defect type, "
+    description="Minutes-long budgets for the embedded demo data and tests: 64x64, 12 images per defect type, "
                 "tiny networks. Shows the machinery works; its numbers mean nothing.",
     image_size=64,
-    n_generated_per_defect=6,
+    n_generated_per_defect=12,
     detectors={
-        "unet": {"image_size": 64, "base_width": 8, "epochs": 4, "samples_per_epoch": 48, "batch_size": 8, "lr": 5e-4},
+        "unet": {"image_size": 64, "base_width": 8, "epochs": 25, "samples_per_epoch": 64, "batch_size": 8, "lr": 5e-4},
         "draem": {"image_size": 64, "reconstructive_width": 16, "discriminative_width": 8, "epochs": 1,
                   "samples_per_epoch": 16, "batch_size": 4, "lr": 1e-4},
         "padim-effnetlite0": {"image_size": 64},
     },
     default_detectors=["unet", "padim-effnetlite0"],
     fidelity_metrics=FIDELITY,
+    synthesizer_overrides={
+        "axf": {"window_size": 32, "unet_channels": [16, 32, 64], "unet_attention_levels": [1, 2], "head_dim": 16,
+                "width": 64, "fusion_heads": 2, "mask_grid": 2, "train_steps": 400, "batch_size": 8,
+                "sample_steps": 20, "snapshot_every": 50},
+    },
     demo_only=True,
 ))

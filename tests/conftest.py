@@ -9,7 +9,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
+# Hugging Face libraries read these once, at import: set them before any test module imports them,
+# so a hub lookup fails at once instead of waiting for a network timeout.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MVTEC_CAPTION_SHARED_DATA", REPO.parent / "shared" / "data"))
