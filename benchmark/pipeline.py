@@ -26,6 +26,7 @@ from benchmark.protocols import Protocol
 from benchmark.results import (
     DatasetRef,
     DetectorResult,
+    EnvironmentRef,
     MetricResult,
     ProtocolRef,
     ResultRecord,
@@ -177,7 +178,8 @@ def _timings(*outputs: dict[str, Any], detectors: list[DetectorResult]) -> dict[
     return timings
 
 
-def assemble(request: RunRequest, plan: CategoryPlan, store: JobStore, synth: str | None) -> ResultRecord:
+def assemble(request: RunRequest, plan: CategoryPlan, store: JobStore, synth: str | None,
+             environment: EnvironmentRef) -> ResultRecord:
     ctx = plan.context
     protocol = ctx.protocol
     keys = [k for k in plan.detections if k[0] == (synth or "")]
@@ -206,7 +208,7 @@ def assemble(request: RunRequest, plan: CategoryPlan, store: JobStore, synth: st
         detectors=detectors,
         seeds={"generation": request.generation_seed, "detector": request.detector_seed},
         timings=_timings(*outputs, detectors=detectors),
-        environment=collect_environment(request.device),
+        environment=environment,
         comparable=comparable,
         comparable_notes=notes,
         created_utc=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
@@ -217,6 +219,7 @@ def run_benchmark(request: RunRequest, protocol: Protocol) -> list[tuple[ResultR
     """Execute every job of the request and write one result record per (synthesizer | reference, category)."""
     out = Path(request.out)
     store = JobStore(out)
+    environment = collect_environment(request.device)  # the code as it is when the run starts
     written: list[tuple[ResultRecord, Path]] = []
     for category in request.categories:
         ctx = load_category(protocol, request.subset, category, request.data_root, request.caption_source)
@@ -232,7 +235,7 @@ def run_benchmark(request: RunRequest, protocol: Protocol) -> list[tuple[ResultR
         if any(not k[0] for k in plan.detections):
             names.append(None)
         for name in names:
-            record = assemble(request, plan, store, name)
+            record = assemble(request, plan, store, name, environment)
             path = write_result(record, out / "results" / record.relative_path())
             if name:
                 _copy_grid(store.folder(plan.generates[name]) / "grid.png", path.with_suffix(".grid.png"))
