@@ -45,6 +45,27 @@ def _require_shared() -> Path:
     pytest.skip(f"real data not found at {SHARED_DATA} (these tests run in CI, where ../shared/data is present)")
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():  # noqa: ANN201
+    """One torch thread per test module (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``).
+
+    On a shared 2-core machine two torch threads spin against other jobs and run 10x slower.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def axf_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """AXF training snapshots in the test's own folder, and no hub lookups."""
+    monkeypatch.setenv("AXF_WORK_DIR", str(tmp_path / "axf-work"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """Root of ../shared/data (mvtec_caption/, mvtec_ad/bottle, mvtec_loco/juice_bottle)."""

@@ -13,14 +13,7 @@ from synthesis.axf.testing import tiny_split
 from synthesis.plan import Planner
 
 
-@pytest.fixture(autouse=True)
-def _env(monkeypatch, tmp_path):
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    monkeypatch.setenv("AXF_WORK_DIR", str(tmp_path / "axf-work"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "axf_env")
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,7 @@ from synthesis.axf.model import AXFCondition, AXFNet, DynamicDifFusion, MultiMod
 TEXT_DIM, IMAGE_DIM, WIDTH = 12, 20, 16
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _cond(batch: int = 2, size: int = 16, seed: int = 0) -> AXFCondition:

@@ -14,14 +14,7 @@ from synthesis.plan import Planner
 AXF_NAMES = ["axf", "axf-no-text", "axf-no-image", "axf-no-mask-tokens", "axf-no-ddf"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(monkeypatch, tmp_path):
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    monkeypatch.setenv("AXF_WORK_DIR", str(tmp_path / "axf-work"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "axf_env")
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from benchmark.detectors import DETECTORS, available, create_detector, describe, detector_class
 from benchmark.detectors.base import Detector, SyntheticSet
@@ -16,13 +15,7 @@ from benchmark.detectors.toy import toy_task
 NAMES = ["draem", "padim-effnetlite0", "unet"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():  # noqa: ANN201
-    """One torch thread: on a shared 2-core machine two threads spin against other jobs (10x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

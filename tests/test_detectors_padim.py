@@ -12,13 +12,7 @@ from benchmark.evaluation import detection_scores
 from synthesis.pretrained import EFFNET_LITE0_SHA256, efficientnet_lite0_weights_path, file_sha256
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():  # noqa: ANN201
-    """One torch thread: on a shared 2-core machine two threads spin against other jobs (10x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
