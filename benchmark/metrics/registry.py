@@ -1,8 +1,8 @@
 """Metrics by id, and the single entry point the harness calls.
 
 For every requested id, :func:`compute_fidelity` returns the standard result - computed only
-with verified reference weights, otherwise ``computed=False`` with the reason and how to provide
-the weights - followed, when the standard one could not be computed, by its named substitutes
+with verified reference weights, otherwise ``computed=False`` with a machine-independent reason
+(how to provide the weights is logged) - followed, when the standard one could not be computed, by its named substitutes
 (``comparable=False``). A standard metric run on weights that do not match the pinned hash
 (``WeightsResolver(verify=False)``) is reported as ``<id>-unverified-weights``, never under the
 standard id.
@@ -10,6 +10,7 @@ standard id.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,6 +26,8 @@ from benchmark.metrics.inception_score import IS, IS_EFFNET
 from benchmark.metrics.inputs import FidelityInputs
 from benchmark.metrics.weights import ResolvedWeights, WeightsResolver, WeightsUnavailable
 from benchmark.results import MetricResult
+
+logger = logging.getLogger(__name__)
 
 METRICS: dict[str, MetricSpec] = {}
 
@@ -56,7 +59,11 @@ def compute_metric(spec: MetricSpec, inputs: FidelityInputs, ctx: MetricContext)
     try:
         weights = _resolve(spec, ctx.resolver)
     except WeightsUnavailable as err:
-        results = [not_computed(spec, f"reference weights unavailable: {err}", defect_types=inputs.defect_types)]
+        # The full message names this machine's folders: it goes to the log, where the user sees how
+        # to provide the weights; the record keeps a reason that is the same on every machine.
+        logger.warning("%s not computed: %s", spec.id, err)
+        reason = f"reference weights unavailable: {', '.join(spec.needs_weights)} not found or not verified"
+        results = [not_computed(spec, reason, defect_types=inputs.defect_types)]
         return results + _substitutes(spec, inputs, ctx)
     if not inputs.defect_types:
         return [not_computed(spec, "no generated images", [w.ref() for w in weights.values()])]

@@ -41,6 +41,15 @@ class WeightsUnavailable(RuntimeError):
     """Reference weights could not be found or verified; the message says how to provide them."""
 
 
+def _inside_site_packages(path: Path) -> str:
+    """``.../site-packages/pkg/file`` -> ``pkg/file``; other paths keep only their file name."""
+    parts = Path(path).parts
+    for marker in ("site-packages", "dist-packages"):
+        if marker in parts:
+            return "/".join(parts[parts.index(marker) + 1:])
+    return Path(path).name
+
+
 @dataclass(frozen=True)
 class WeightsSpec:
     """One reference weights file (or Hugging Face model folder).
@@ -202,7 +211,18 @@ class ResolvedWeights:
         return self.spec.name
 
     def ref(self) -> WeightsRef:
-        source = self.origin if self.origin.startswith(("download", "hub")) else f"{self.origin}: {self.path}"
+        """Where the weights came from, without this machine's paths (the sha256 says which bytes).
+
+        Records are compared across machines by content hash, so a home directory or virtual
+        environment path must not enter them: a local file is named by how it was found and its
+        file name, a packaged one by its path inside the installed packages.
+        """
+        if self.origin.startswith(("download", "hub")):
+            source = self.origin
+        elif self.origin == "package":
+            source = f"package: {_inside_site_packages(self.path)}"
+        else:
+            source = f"{self.origin}: {self.path.name}"
         return WeightsRef(name=self.spec.name, source=source, sha256=self.sha256)
 
     def problem(self) -> str | None:
