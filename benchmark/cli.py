@@ -1,4 +1,4 @@
-"""``python -m benchmark run | list | plan``.
+"""``python -m benchmark run | list | plan | table``.
 
 ``run`` trains/fits each synthesizer on the few-shot split of each category, generates the
 protocol's number of anomalies, scores fidelity and downstream detectors, and writes one
@@ -127,6 +127,20 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_table(args: argparse.Namespace) -> int:
+    """Print the table of every result record below a folder (terminal text or Markdown)."""
+    from benchmark.report import format_markdown, format_table
+    from benchmark.results import load_result
+
+    paths = sorted(Path(args.results).rglob("*.json"))
+    records = [load_result(path) for path in paths if path.name != "meta.json"]
+    if not records:
+        raise FileNotFoundError(f"no result records below {args.results}")
+    records.sort(key=lambda r: (r.protocol.id, r.dataset.name, r.dataset.category, r.synthesizer_name))
+    print(format_markdown(records) if args.markdown else format_table(records))
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from benchmark.detectors import DETECTORS
     from benchmark.protocols import PROTOCOLS
@@ -175,7 +189,7 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
                                                      "several runs share a machine)")
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "plan": cmd_plan}
+COMMANDS = {"run": cmd_run, "list": cmd_list, "plan": cmd_plan, "table": cmd_table}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -185,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     _run_options(commands.add_parser("run", help="run the benchmark"))
     commands.add_parser("list", help="synthesizers, detectors, metrics and protocols")
     _run_options(commands.add_parser("plan", help="print the jobs of a run as JSON (for other executors)"))
+    table = commands.add_parser("table", help="the table of the result records below a folder")
+    table.add_argument("results", help="a folder of result JSON (e.g. runs/benchmark/results or leaderboard/results)")
+    table.add_argument("--markdown", action="store_true", help="Markdown instead of terminal text")
     return parser
 
 

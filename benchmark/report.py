@@ -48,6 +48,30 @@ def format_table(records: Sequence[ResultRecord]) -> str:
     return "\n".join(lines)
 
 
+def format_markdown(records: Sequence[ResultRecord], digits: int = 3) -> str:
+    """The same table as :func:`format_table`, as Markdown (one table per protocol and dataset)."""
+    frame = results_frame(records)
+    if frame.empty:
+        return "(no results)"
+    blocks = []
+    for (protocol, dataset), part in frame.groupby(["protocol", "dataset"], sort=True):
+        shown = part.drop(columns=["protocol", "dataset"]).dropna(axis=1, how="all")
+        header = "| " + " | ".join(shown.columns) + " |"
+        align = "|" + "|".join("---:" if shown[c].dtype.kind == "f" else "---" for c in shown.columns) + "|"
+        body = ["| " + " | ".join(_cell(v, digits) for v in row) + " |" for row in shown.itertuples(index=False)]
+        blocks.append("\n".join([f"**{protocol} · {dataset}**", "", header, align, *body]))
+    notes = sorted({_first_clause(note) for r in records for note in r.comparable_notes})
+    if notes:
+        blocks.append("Not comparable with published numbers:\n\n" + "\n".join(f"- {note}" for note in notes))
+    return "\n\n".join(blocks) + "\n"
+
+
+def _cell(value: object, digits: int) -> str:
+    if isinstance(value, float):
+        return "–" if value != value else f"{value:.{digits}f}"
+    return str(value)
+
+
 def _first_clause(note: str, limit: int = 110) -> str:
     """The start of a note, for the terminal (the full text is in the result JSON)."""
     if ": reference weights unavailable" in note:

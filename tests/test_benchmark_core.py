@@ -101,3 +101,19 @@ def test_result_schema_v1_is_upgraded_and_newer_versions_refused(tmp_path) -> No
     assert upgraded.comparable is False
     with pytest.raises(SchemaVersionError, match="newer"):
         result_migrations.upgrade({**_record_dict(), "schema_version": 99})
+
+
+def test_table_command_prints_every_record_below_a_folder(tmp_path, capsys) -> None:
+    from benchmark.cli import main
+    from leaderboard_helpers import make_record, write_run
+
+    records = [make_record("axf", "1", "bottle", "mvtec_ad"), make_record(None, "0", "bottle", "mvtec_ad"),
+               make_record("perlin", "1", "bottle", "mvtec_ad", comparable=False)]
+    write_run(tmp_path / "run", records)
+    assert main(["table", str(tmp_path / "run" / "results"), "--markdown"]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("| bottle |")]
+    assert len(lines) == sum(len(r.detectors) for r in records)
+    image_auroc = records[0].detectors[0].overall.image_auroc
+    assert any(f"| axf | {records[0].detectors[0].name} | {image_auroc:.3f} |" in line for line in lines)
+    assert main(["table", str(tmp_path / "empty")]) == 2
