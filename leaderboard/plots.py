@@ -119,7 +119,7 @@ def fidelity_scatter(section: Section) -> Plot | None:
                 ax.scatter([x], [y], color=colors[label], marker="o" if comparable else "^",
                            facecolors=colors[label] if comparable else "none", label=label)
                 ax.annotate(label, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
-            ax.set_xlabel(f"{metric_id} (mean over categories)")
+            ax.set_xlabel(f"{metric_id}\n(mean over categories)", fontsize=8)
             ax.set_ylabel(f"{detector} pixel AP (mean)")
             ax.set_title(metric_id)
             ax.margins(0.2)
