@@ -121,3 +121,16 @@ def test_inputs_are_checked() -> None:
     with pytest.raises(ValueError, match="uint8"):
         FidelityInputs(generated={"crack": [GeneratedItem(np.zeros((48, 48, 3)), np.zeros((48, 48), bool), "x")]},
                        real_train={}, image_size=48)
+
+
+def test_missing_weights_are_told_once_per_run(offline: WeightsResolver, features: Path,
+                                               caplog: pytest.LogCaptureFixture,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmark.metrics import registry
+
+    monkeypatch.setattr(registry, "_told", set())
+    with caplog.at_level("INFO", logger="benchmark.metrics.registry"):
+        for _ in range(2):
+            compute_fidelity(["is"], _inputs(), offline, progress=False, cache_dir=features)
+    told = [r for r in caplog.records if r.getMessage().startswith("is not computed")]
+    assert [r.levelname for r in told] == ["WARNING", "INFO"]

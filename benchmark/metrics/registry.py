@@ -28,6 +28,13 @@ from benchmark.metrics.weights import ResolvedWeights, WeightsResolver, WeightsU
 from benchmark.results import MetricResult
 
 logger = logging.getLogger(__name__)
+_told: set[str] = set()
+
+
+def _tell_once(message: str) -> None:
+    """Warn once per process (a run repeats the same missing weights for every category and synthesizer)."""
+    logger.log(logging.INFO if message in _told else logging.WARNING, message)
+    _told.add(message)
 
 METRICS: dict[str, MetricSpec] = {}
 
@@ -61,7 +68,7 @@ def compute_metric(spec: MetricSpec, inputs: FidelityInputs, ctx: MetricContext)
     except WeightsUnavailable as err:
         # The full message names this machine's folders: it goes to the log, where the user sees how
         # to provide the weights; the record keeps a reason that is the same on every machine.
-        logger.warning("%s not computed: %s", spec.id, err)
+        _tell_once(f"{spec.id} not computed: {err}")
         reason = f"reference weights unavailable: {', '.join(spec.needs_weights)} not found or not verified"
         results = [not_computed(spec, reason, defect_types=inputs.defect_types)]
         return results + _substitutes(spec, inputs, ctx)
