@@ -49,6 +49,19 @@ def test_resubmitting_identical_results_is_a_no_op(tmp_path: Path) -> None:
     assert tree(root) == before  # meta.json kept as filled in
 
 
+def test_the_same_scores_recomputed_later_keep_the_first_record(tmp_path: Path) -> None:
+    """A rerun that only differs in when and where it ran (commit, date, timings) changes nothing."""
+    root = populate(make_board(tmp_path), tmp_path, RECORDS)
+    before = tree(root)
+    environment = RECORDS[0].environment.model_copy(update={"git_commit": "f" * 40})
+    rerun = RECORDS[0].model_copy(update={"created_utc": "2031-01-01T00:00:00+00:00", "environment": environment,
+                                           "timings": {"fit": 1.0}})
+    assert rerun.content_hash() == RECORDS[0].content_hash() and dump_result(rerun) != dump_result(RECORDS[0])
+    report = submit(write_run(tmp_path / "rerun", [rerun]), root)
+    assert report.ok and report.count("unchanged") == 1
+    assert tree(root) == before
+
+
 def test_a_different_result_is_not_overwritten_without_replace(tmp_path: Path, capsys) -> None:
     root = populate(make_board(tmp_path), tmp_path, RECORDS)
     before = tree(root)
