@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -31,17 +31,28 @@ def results_frame(records: Sequence[ResultRecord]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def format_table(records: Sequence[ResultRecord]) -> str:
+def _sections(records: Sequence[ResultRecord]) -> Iterator[tuple[str, str, pd.DataFrame]]:
+    """(protocol, dataset, rows without empty columns): one table each, never mixed."""
     frame = results_frame(records)
     if frame.empty:
-        return "(no results)"
-    lines = []
+        return
     for (protocol, dataset), part in frame.groupby(["protocol", "dataset"], sort=True):
+        yield protocol, dataset, part.drop(columns=["protocol", "dataset"]).dropna(axis=1, how="all")
+
+
+def _short_notes(records: Sequence[ResultRecord]) -> list[str]:
+    return sorted({_first_clause(note) for r in records for note in r.comparable_notes})
+
+
+def format_table(records: Sequence[ResultRecord]) -> str:
+    lines = []
+    for protocol, dataset, shown in _sections(records):
         demo = " — DEMO DATA, not comparable" if any(r.dataset.is_demo for r in records if r.dataset.name == dataset) else ""
         lines.append(f"\n{protocol} · {dataset}{demo}")
-        shown = part.drop(columns=["protocol", "dataset"]).dropna(axis=1, how="all")
         lines.append(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    notes = sorted({_first_clause(note) for r in records for note in r.comparable_notes})
+    if not lines:
+        return "(no results)"
+    notes = _short_notes(records)
     if notes:
         lines.append("\nNot comparable with published numbers (details in each result's comparable_notes):")
         lines += [f"  - {note}" for note in notes]
@@ -50,17 +61,15 @@ def format_table(records: Sequence[ResultRecord]) -> str:
 
 def format_markdown(records: Sequence[ResultRecord], digits: int = 3) -> str:
     """The same table as :func:`format_table`, as Markdown (one table per protocol and dataset)."""
-    frame = results_frame(records)
-    if frame.empty:
-        return "(no results)"
     blocks = []
-    for (protocol, dataset), part in frame.groupby(["protocol", "dataset"], sort=True):
-        shown = part.drop(columns=["protocol", "dataset"]).dropna(axis=1, how="all")
+    for protocol, dataset, shown in _sections(records):
         header = "| " + " | ".join(shown.columns) + " |"
         align = "|" + "|".join("---:" if shown[c].dtype.kind == "f" else "---" for c in shown.columns) + "|"
         body = ["| " + " | ".join(_cell(v, digits) for v in row) + " |" for row in shown.itertuples(index=False)]
         blocks.append("\n".join([f"**{protocol} · {dataset}**", "", header, align, *body]))
-    notes = sorted({_first_clause(note) for r in records for note in r.comparable_notes})
+    if not blocks:
+        return "(no results)"
+    notes = _short_notes(records)
     if notes:
         blocks.append("Not comparable with published numbers:\n\n" + "\n".join(f"- {note}" for note in notes))
     return "\n\n".join(blocks) + "\n"

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from benchmark.results import ResultRecord, dump_result, load_result, result_migrations, write_result
+from benchmark.results import ResultRecord, dump_result, result_migrations, write_result
 from leaderboard.layout import DEFAULT_ROOT, MAX_FILE_BYTES, ResultKey, UnsafePathError, default_manifest, meta_path, result_path
 from leaderboard.meta import SynthesizerVersionMeta, draft_meta, dump_meta, load_meta
 from leaderboard.validate import Problem, check_record, validate_tree
@@ -117,12 +117,15 @@ def _plan(result_dir: Path, root: Path, manifest: Path | None, replace: bool, re
     existing = validate_tree(root, manifest)
     hashes = {record.content_hash(): entry for entry, record in existing.records()}
     for item in report.planned:
+        # A file there with the record's content hash holds the same scores from the same inputs,
+        # recomputed later or elsewhere (only commit, date or timings differ): it is kept.
+        twin = hashes.get(item.record.content_hash())
+        already_there = twin is not None and twin.path.resolve() == item.destination.resolve()
         if item.destination.is_symlink() or (item.destination.exists() and not item.destination.is_file()):
             report.problems.append(Problem(str(item.source), "no-symlinks", f"{item.destination} is not a regular file"))
         elif item.destination.is_file():
-            if item.destination.read_text(encoding="utf-8", errors="replace") == item.text or \
-                    _same_content(item.destination, item.record):
-                item.action = "unchanged"  # the first record of these scores is kept
+            if already_there or item.destination.read_text(encoding="utf-8", errors="replace") == item.text:
+                item.action = "unchanged"
             elif replace:
                 item.action = "replace"
             else:
@@ -130,19 +133,10 @@ def _plan(result_dir: Path, root: Path, manifest: Path | None, replace: bool, re
                     str(item.source), "no-overwrite",
                     f"refusing to overwrite {item.destination}: it holds a different result; "
                     "pass --replace to replace it (the old file stays in git history)"))
-        twin = hashes.get(item.record.content_hash())
-        if twin is not None and twin.path.resolve() != item.destination.resolve():
+        if twin is not None and not already_there:
             report.problems.append(Problem(str(item.source), "no-duplicates",
                                            f"the same content is already in the leaderboard at {twin.shown}"))
     _plan_metas(root, report)
-
-
-def _same_content(stored: Path, record: ResultRecord) -> bool:
-    """The same scores from the same inputs, recomputed elsewhere or later (another commit, date or machine)."""
-    try:
-        return load_result(stored).content_hash() == record.content_hash()
-    except (ValueError, SchemaVersionError, OSError):
-        return False
 
 
 def _plan_metas(root: Path, report: SubmitReport) -> None:
