@@ -18,18 +18,28 @@ import sys
 from pathlib import Path
 
 
+_HANDLERS: list[logging.Handler] = []
+
+
 def _configure_logging(out: Path) -> Path:
+    """Log to ``<out>/logs/benchmark.log`` and warnings to stderr; a second call in one process (tests, notebooks)
+    replaces the handlers of the first instead of writing every line twice."""
     log_dir = out / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     log_file = log_dir / "benchmark.log"
+    root = logging.getLogger()
+    for old in _HANDLERS:
+        root.removeHandler(old)
+        old.close()
+    _HANDLERS.clear()
     handler = logging.FileHandler(log_file)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
     root.setLevel(logging.INFO)
-    root.addHandler(handler)
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.WARNING)
-    root.addHandler(console)
+    for new in (handler, console):
+        root.addHandler(new)
+        _HANDLERS.append(new)
     return log_file
 
 
@@ -41,7 +51,7 @@ def _default_categories(subset: str, data_root: str | None, caption_source: str 
 
 def build_request(args: argparse.Namespace):  # noqa: ANN201 -> (RunRequest, Protocol, notes)
     from benchmark.pipeline import RunRequest, default_out
-    from benchmark.protocols import get_protocol
+    from benchmark.protocols import DEFAULT_PROTOCOLS, get_protocol
     from mvtec_caption.layout import get_subset, resolve_root
     from synthesis import registry
 
@@ -54,9 +64,14 @@ def build_request(args: argparse.Namespace):  # noqa: ANN201 -> (RunRequest, Pro
     if args.protocol:
         protocol = get_protocol(args.protocol)
     elif subset == "demo":
-        protocol = get_protocol("mvtec-caption-smoke/v1")
+        protocol = get_protocol(DEFAULT_PROTOCOLS["demo"])
     else:
-        protocol = get_protocol("mvtec-caption/v1" if args.device.startswith("cuda") else "mvtec-caption-cpu/v1")
+        protocol = get_protocol(DEFAULT_PROTOCOLS["gpu" if args.device.startswith("cuda") else "cpu"])
+    if args.repetitions is not None and args.repetitions < 1:
+        raise ValueError(f"--repetitions must be at least 1, got {args.repetitions}")
+    if args.repetitions is not None and args.repetitions < protocol.repetitions:
+        notes.append(f"--repetitions {args.repetitions} is fewer than the {protocol.repetitions} that protocol "
+                     f"{protocol.id} pins: results will be marked not comparable")
     if protocol.demo_only and subset != "demo":
         notes.append(f"protocol {protocol.id} is for demos and tests: results will be marked not comparable")
     for name in args.synth:
@@ -75,6 +90,7 @@ def build_request(args: argparse.Namespace):  # noqa: ANN201 -> (RunRequest, Pro
         categories=categories, synthesizers=args.synth, detectors=detectors,
         generation_seed=protocol.generation_seed if args.seed is None else args.seed,
         detector_seed=protocol.detector_seed if args.seed is None else args.seed,
+        repetitions=protocol.repetitions if args.repetitions is None else args.repetitions,
         device=args.device, out=str(args.out or default_out()), overwrite=args.overwrite,
         weights_dir=args.weights_dir or os.environ.get("MVTEC_BENCH_WEIGHTS_DIR"),
         allow_download=not args.no_download, keep_models=not args.no_keep_models, progress=not args.no_progress,
@@ -141,6 +157,19 @@ def cmd_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Paired comparison of two synthesizers per category and overall, with interval and verdict."""
+    from benchmark.compare import compare_records, format_comparison, load_records
+
+    if len(args.synth) != 2:
+        raise ValueError(f"compare needs exactly two --synth (A and B), got {len(args.synth)}")
+    records = load_records(Path(args.results))
+    tables = compare_records(records, args.synth[0], args.synth[1], metric=args.metric, detector=args.detector,
+                             protocol=args.protocol)
+    print(format_comparison(tables, markdown=args.markdown))
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from benchmark.detectors import DETECTORS
     from benchmark.protocols import PROTOCOLS
@@ -178,7 +207,10 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--caption-source", help="captions file/folder (default: $MVTEC_CAPTION_SOURCE, cache, download)")
     parser.add_argument("--protocol", help="protocol id (default: smoke on demo data, the CPU protocol on CPU, the GPU protocol on cuda)")
     parser.add_argument("--out", help="output folder (default: $MVTEC_BENCH_OUT or runs/benchmark)")
-    parser.add_argument("--seed", type=int, help="generation and detector seed (default: the protocol's)")
+    parser.add_argument("--seed", type=int, help="base seed of fit, generation and detector; repetition r uses "
+                                                  "seed + r (default: the protocol's)")
+    parser.add_argument("--repetitions", type=int, help="repetitions to run (default: the protocol's; more adds jobs "
+                                                         "and redoes none, fewer marks the results not comparable)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--weights-dir", help="folder with reference metric weights (default: $MVTEC_BENCH_WEIGHTS_DIR)")
     parser.add_argument("--no-download", action="store_true", help="never download reference weights")
@@ -189,7 +221,7 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
                                                      "several runs share a machine)")
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "plan": cmd_plan, "table": cmd_table}
+COMMANDS = {"run": cmd_run, "list": cmd_list, "plan": cmd_plan, "table": cmd_table, "compare": cmd_compare}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -202,6 +234,15 @@ def build_parser() -> argparse.ArgumentParser:
     table = commands.add_parser("table", help="the table of the result records below a folder")
     table.add_argument("results", help="a folder of result JSON (e.g. runs/benchmark/results or leaderboard/results)")
     table.add_argument("--markdown", action="store_true", help="Markdown instead of terminal text")
+    compare = commands.add_parser("compare", help="paired comparison of two synthesizers over repetitions")
+    compare.add_argument("results", help="a folder of result JSON")
+    compare.add_argument("--synth", action="append", required=True,
+                         help="synthesizer A, then B (give twice); `no-synthesis` is the reference row")
+    compare.add_argument("--metric", default="pixel_ap",
+                         help="a detection score (pixel_ap, aupro, image_auroc, ...) or a fidelity metric id")
+    compare.add_argument("--detector", help="detector of the detection score (default: the first one both rows have)")
+    compare.add_argument("--protocol", help="only records of this protocol id")
+    compare.add_argument("--markdown", action="store_true", help="Markdown instead of terminal text")
     return parser
 
 

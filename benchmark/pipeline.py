@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
 from benchmark import stages
@@ -29,12 +29,14 @@ from benchmark.results import (
     EnvironmentRef,
     MetricResult,
     ProtocolRef,
+    Repetition,
     ResultRecord,
     SynthesizerRef,
+    UncertaintyRef,
+    summarize_repetitions,
     write_result,
 )
 from benchmark.store import Job, JobStore
-from synthesis import registry
 from synthesis.checkpoint import read_checkpoint_info
 
 logger = logging.getLogger("benchmark")
@@ -50,8 +52,9 @@ class RunRequest(BaseModel):
     categories: list[str]
     synthesizers: list[str]
     detectors: list[str]
-    generation_seed: int
-    detector_seed: int
+    generation_seed: int = Field(description="Base seed of generation (and of the fit); repetition r adds r.")
+    detector_seed: int = Field(description="Base seed of detector training; repetition r adds r.")
+    repetitions: int = Field(ge=1, description="Repetitions to run (the protocol's unless asked otherwise).")
     device: str = "cpu"
     out: str
     overwrite: bool = False
@@ -61,16 +64,48 @@ class RunRequest(BaseModel):
     progress: bool = True
 
 
+@dataclass(frozen=True)
+class RepetitionSeeds:
+    index: int
+    generation: int
+    detector: int
+
+    def for_synthesizer(self, name: str) -> dict[str, int]:
+        """The seeds a record shows for this synthesizer's cell (``fit`` only when its fit is seeded)."""
+        fit = {"fit": self.generation} if stages.fit_is_seeded(name) else {}
+        return {**fit, "generation": self.generation, "detector": self.detector}
+
+
+def repetition_seeds(request: RunRequest, protocol: Protocol) -> list[RepetitionSeeds]:
+    generation = protocol.repetition_seeds(request.generation_seed, request.repetitions)
+    detector = protocol.repetition_seeds(request.detector_seed, request.repetitions)
+    return [RepetitionSeeds(index, g, d) for index, (g, d) in enumerate(zip(generation, detector))]
+
+
 @dataclass
 class CategoryPlan:
+    """Every job of one category; keys of the dicts start with the repetition index.
+
+    Jobs that no seed touches (the fit of a deterministic synthesizer) have the same key in every
+    repetition and run once.
+    """
+
     context: CategoryContext
-    fits: dict[str, Job] = field(default_factory=dict)
-    generates: dict[str, Job] = field(default_factory=dict)
-    fidelities: dict[str, Job] = field(default_factory=dict)
-    detections: dict[tuple[str, str], Job] = field(default_factory=dict)  # (synth or "", detector) -> job
+    seeds: list[RepetitionSeeds]
+    fits: dict[tuple[int, str], Job] = field(default_factory=dict)
+    generates: dict[tuple[int, str], Job] = field(default_factory=dict)
+    fidelities: dict[tuple[int, str], Job] = field(default_factory=dict)
+    detections: dict[tuple[int, str, str], Job] = field(default_factory=dict)  # (rep, synth or "", detector)
 
     def jobs(self) -> list[Job]:
-        return [*self.fits.values(), *self.generates.values(), *self.fidelities.values(), *self.detections.values()]
+        """Each distinct job once, in dependency order."""
+        unique: dict[str, Job] = {}
+        for job in [*self.fits.values(), *self.generates.values(), *self.fidelities.values(), *self.detections.values()]:
+            unique.setdefault(job.key, job)
+        return list(unique.values())
+
+    def reference_detectors(self) -> list[str]:
+        return sorted({detector for (_, synth, detector) in self.detections if not synth})
 
 
 def _device_kind(device: str) -> str:
@@ -84,31 +119,42 @@ def uses_synthesis(detector: str) -> bool:
 
 
 def plan_category(request: RunRequest, protocol: Protocol, context: CategoryContext) -> CategoryPlan:
-    plan = CategoryPlan(context)
-    base = {"protocol": protocol.id, "protocol_hash": protocol.config_hash, "dataset": context.subset,
-            "category": context.category, "device": _device_kind(request.device)}
-    for name in request.synthesizers:
-        config = stages.synthesizer_config(context, name)
-        fit = Job(kind="fit", label=f"fit {name} {context.category}",
-                  params={**base, "synth": name, "config": config, "train_split": context.train.split_id})
-        generate = Job(kind="generate", label=f"generate {name} {context.category}", deps=(fit.key,),
-                       params={**base, "synth": name, "n": protocol.n_generated_per_defect, "seed": request.generation_seed})
-        fidelity = Job(kind="fidelity", label=f"fidelity {name} {context.category}", deps=(generate.key,),
-                       params={**base, "metrics": protocol.fidelity_metrics, "weights_dir": request.weights_dir,
-                               "allow_download": request.allow_download, "test": context.test.sha256})
-        plan.fits[name], plan.generates[name], plan.fidelities[name] = fit, generate, fidelity
+    """The jobs of one category for every repetition.
+
+    A job's key hashes what determines its output (settings, seeds, the split, the keys of its inputs),
+    not the whole protocol, so a protocol version that only adds a metric or a repetition reuses every
+    job it shares with what is cached.
+    """
+    plan = CategoryPlan(context, repetition_seeds(request, protocol))
+    base = {"protocol": protocol.id, "dataset": context.subset, "category": context.category,
+            "device": _device_kind(request.device)}
+    for seeds in plan.seeds:
+        rep = seeds.index
+        for name in request.synthesizers:
+            config = stages.synthesizer_config(context, name, seed=seeds.generation)
+            fit = Job(kind="fit", label=f"fit {name} {context.category}",
+                      params={**base, "synth": name, "config": config, "train_split": context.train.split_id})
+            generate = Job(kind="generate", label=f"generate {name} {context.category} seed {seeds.generation}",
+                           deps=(fit.key,), params={**base, "synth": name, "n": protocol.n_generated_per_defect,
+                                                    "seed": seeds.generation})
+            fidelity = Job(kind="fidelity", label=f"fidelity {name} {context.category} seed {seeds.generation}",
+                           deps=(generate.key,),
+                           params={**base, "metrics": protocol.fidelity_metrics, "weights_dir": request.weights_dir,
+                                   "allow_download": request.allow_download, "test": context.test.sha256})
+            plan.fits[rep, name], plan.generates[rep, name], plan.fidelities[rep, name] = fit, generate, fidelity
+            for detector in request.detectors:
+                if uses_synthesis(detector):
+                    plan.detections[rep, name, detector] = Job(
+                        kind="detect", label=f"detect {detector} {name} {context.category} seed {seeds.detector}",
+                        deps=(generate.key,),
+                        params={**base, "detector": detector, "config": protocol.detectors.get(detector, {}),
+                                "seed": seeds.detector, "split": context.split_sha256})
         for detector in request.detectors:
-            if uses_synthesis(detector):
-                plan.detections[(name, detector)] = Job(
-                    kind="detect", label=f"detect {detector} {name} {context.category}", deps=(generate.key,),
+            if not uses_synthesis(detector):
+                plan.detections[rep, "", detector] = Job(
+                    kind="detect", label=f"detect {detector} (no synthesis) {context.category} seed {seeds.detector}",
                     params={**base, "detector": detector, "config": protocol.detectors.get(detector, {}),
-                            "seed": request.detector_seed, "split": context.split_sha256})
-    for detector in request.detectors:
-        if not uses_synthesis(detector):
-            plan.detections[("", detector)] = Job(
-                kind="detect", label=f"detect {detector} (no synthesis) {context.category}",
-                params={**base, "detector": detector, "config": protocol.detectors.get(detector, {}),
-                        "seed": request.detector_seed, "split": context.split_sha256})
+                            "seed": seeds.detector, "split": context.split_sha256})
     return plan
 
 
@@ -131,25 +177,34 @@ class Executor:
 
     def execute(self, plan: CategoryPlan, bar: tqdm) -> None:
         ctx, request, store = plan.context, self.request, self.store
-        for name, fit_job in plan.fits.items():
-            self.run(fit_job, lambda work, n=name: stages.fit(ctx, n, request.device, work, request.progress))
-            bar.update(1)
-            generate_job = plan.generates[name]
-            fit_folder = store.folder(fit_job)
-            self.run(generate_job, lambda work, n=name: stages.generate(
-                ctx, n, fit_folder, request.generation_seed, request.device, work, request.progress))
-            bar.update(1)
-            set_folder = store.folder(generate_job) / "samples"
-            self.run(plan.fidelities[name], lambda work: stages.fidelity(
-                ctx, set_folder, ctx.protocol.fidelity_metrics, request.weights_dir, request.allow_download,
-                request.device, work, request.progress))
-            bar.update(1)
-        for (name, detector), job in plan.detections.items():
-            set_folder = store.folder(plan.generates[name]) / "samples" if name else None
-            self.run(job, lambda work, d=detector, s=set_folder, j=job: stages.detect(
-                ctx, d, j.params["config"], request.detector_seed, s, request.device, work, request.progress,
-                request.keep_models))
-            bar.update(1)
+        seen: set[str] = set()
+
+        def once(job: Job, work: Any) -> None:
+            if job.key not in seen:
+                seen.add(job.key)
+                self.run(job, work)
+                bar.update(1)
+
+        for seeds in plan.seeds:
+            rep = seeds.index
+            for name in request.synthesizers:
+                fit_job, generate_job = plan.fits[rep, name], plan.generates[rep, name]
+                once(fit_job, lambda work, n=name, j=fit_job: stages.fit(
+                    ctx, n, j.params["config"], request.device, work, request.progress))
+                fit_folder = store.folder(fit_job)
+                once(generate_job, lambda work, n=name, f=fit_folder, s=seeds.generation: stages.generate(
+                    ctx, n, f, s, request.device, work, request.progress))
+                set_folder = store.folder(generate_job) / "samples"
+                once(plan.fidelities[rep, name], lambda work, f=set_folder: stages.fidelity(
+                    ctx, f, ctx.protocol.fidelity_metrics, request.weights_dir, request.allow_download,
+                    request.device, work, request.progress))
+            for (job_rep, name, detector), job in plan.detections.items():
+                if job_rep != rep:
+                    continue
+                set_folder = store.folder(plan.generates[rep, name]) / "samples" if name else None
+                once(job, lambda work, d=detector, s=set_folder, j=job: stages.detect(
+                    ctx, d, j.params["config"], j.params["seed"], s, request.device, work, request.progress,
+                    request.keep_models))
 
 
 def _comparability(ctx: CategoryContext, fidelity: list[MetricResult]) -> tuple[bool, list[str]]:
@@ -167,9 +222,9 @@ def _comparability(ctx: CategoryContext, fidelity: list[MetricResult]) -> tuple[
     return not notes, notes
 
 
-def _timings(*outputs: dict[str, Any], detectors: list[DetectorResult]) -> dict[str, float]:
+def _timings(outputs: dict[str, dict[str, Any]], detectors: list[DetectorResult]) -> dict[str, float]:
     timings = {}
-    for stage, output in zip(("fit", "generate", "fidelity"), outputs):
+    for stage, output in outputs.items():
         if output and "seconds" in output:
             timings[stage] = round(float(output["seconds"]), 3)
     for detector in detectors:
@@ -178,25 +233,52 @@ def _timings(*outputs: dict[str, Any], detectors: list[DetectorResult]) -> dict[
     return timings
 
 
+def _repetition(plan: CategoryPlan, store: JobStore, synth: str | None, seeds: RepetitionSeeds) -> Repetition:
+    rep = seeds.index
+    keys = [k for k in plan.detections if k[0] == rep and k[1] == (synth or "")]
+    detectors = [DetectorResult.model_validate(store.output(plan.detections[k])["result"]) for k in keys]
+    if not synth:
+        return Repetition(index=rep, seeds={"detector": seeds.detector}, fidelity=[], detectors=detectors,
+                          timings=_timings({}, detectors))
+    outputs = {"fit": store.output(plan.fits[rep, synth]), "generate": store.output(plan.generates[rep, synth]),
+               "fidelity": store.output(plan.fidelities[rep, synth])}
+    return Repetition(
+        index=rep, seeds=seeds.for_synthesizer(synth), synthesizer_config_hash=outputs["fit"]["config_hash"],
+        generated_set_sha256=outputs["generate"]["set_sha256"], n_generated=outputs["generate"]["n"],
+        fidelity=[MetricResult.model_validate(m) for m in outputs["fidelity"]["metrics"]], detectors=detectors,
+        timings=_timings(outputs, detectors),
+    )
+
+
+def _total_timings(repetitions: list[Repetition]) -> dict[str, float]:
+    """Seconds per stage summed over repetitions (a cached job shared by repetitions counts once)."""
+    totals: dict[str, float] = {}
+    for repetition in repetitions:
+        for stage, seconds in repetition.timings.items():
+            if stage == "fit" and repetition.index and repetition.synthesizer_config_hash == repetitions[0].synthesizer_config_hash:
+                continue
+            totals[stage] = round(totals.get(stage, 0.0) + seconds, 3)
+    return totals
+
+
 def assemble(request: RunRequest, plan: CategoryPlan, store: JobStore, synth: str | None,
              environment: EnvironmentRef) -> ResultRecord:
     ctx = plan.context
     protocol = ctx.protocol
-    keys = [k for k in plan.detections if k[0] == (synth or "")]
-    detectors = [DetectorResult.model_validate(store.output(plan.detections[k])["result"]) for k in keys]
-    synthesizer_ref, fidelity, outputs = None, [], ({}, {}, {})
+    repetitions = [_repetition(plan, store, synth, seeds) for seeds in plan.seeds]
+    synthesizer_ref = None
     if synth:
-        fit_out, gen_out, fid_out = (store.output(plan.fits[synth]), store.output(plan.generates[synth]),
-                                     store.output(plan.fidelities[synth]))
-        outputs = (fit_out, gen_out, fid_out)
-        checkpoint = read_checkpoint_info(store.folder(plan.fits[synth]) / "checkpoint")
+        checkpoint = read_checkpoint_info(store.folder(plan.fits[0, synth]) / "checkpoint")
+        first = repetitions[0]
         synthesizer_ref = SynthesizerRef(
             meta=checkpoint.meta, config=checkpoint.config, config_hash=checkpoint.config_hash, fit=checkpoint.fit,
-            generated_set_sha256=gen_out["set_sha256"], n_generated_per_defect=protocol.n_generated_per_defect,
-            n_generated=gen_out["n"],
+            generated_set_sha256=first.generated_set_sha256, n_generated_per_defect=protocol.n_generated_per_defect,
+            n_generated=first.n_generated,
         )
-        fidelity = [MetricResult.model_validate(m) for m in fid_out["metrics"]]
-    comparable, notes = _comparability(ctx, fidelity)
+    comparable, notes = _comparability(ctx, repetitions[0].fidelity)
+    if len(repetitions) < protocol.repetitions:
+        comparable = False
+        notes.append(f"{len(repetitions)} of the protocol's {protocol.repetitions} repetitions")
     return ResultRecord(
         protocol=ProtocolRef(id=protocol.id, config_hash=protocol.config_hash, title=protocol.title,
                              hardware=protocol.hardware, settings=protocol.model_dump(mode="json")),
@@ -204,10 +286,10 @@ def assemble(request: RunRequest, plan: CategoryPlan, store: JobStore, synth: st
                            caption_source_kind=ctx.caption_source_kind, captions_sha256=ctx.captions_sha256,
                            split_sha256=ctx.split_sha256, split=ctx.split.summary(), good_test_source=ctx.split.good_test_source),
         synthesizer=synthesizer_ref,
-        fidelity=fidelity,
-        detectors=detectors,
-        seeds={"generation": request.generation_seed, "detector": request.detector_seed},
-        timings=_timings(*outputs, detectors=detectors),
+        repetitions=repetitions,
+        summary=summarize_repetitions(repetitions),
+        uncertainty=UncertaintyRef(repetitions=len(repetitions), protocol_repetitions=protocol.repetitions),
+        timings=_total_timings(repetitions),
         environment=environment,
         comparable=comparable,
         comparable_notes=notes,
@@ -232,13 +314,13 @@ def run_benchmark(request: RunRequest, protocol: Protocol) -> list[tuple[ResultR
                   position=0) as bar:
             Executor(request, store).execute(plan, bar)
         names: list[str | None] = list(request.synthesizers)
-        if any(not k[0] for k in plan.detections):
+        if plan.reference_detectors():
             names.append(None)
         for name in names:
             record = assemble(request, plan, store, name, environment)
             path = write_result(record, out / "results" / record.relative_path())
             if name:
-                _copy_grid(store.folder(plan.generates[name]) / "grid.png", path.with_suffix(".grid.png"))
+                _copy_grid(store.folder(plan.generates[0, name]) / "grid.png", path.with_suffix(".grid.png"))
             written.append((record, path))
             logger.info("wrote %s", path)
     return written

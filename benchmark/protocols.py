@@ -33,8 +33,14 @@ class Protocol(BaseModel):
     detectors: dict[str, dict[str, Any]] = Field(description="Detector name -> pinned config.")
     default_detectors: list[str]
     fidelity_metrics: list[str]
-    generation_seed: int = 0
-    detector_seed: int = 0
+    generation_seed: int = Field(default=0, description="Base seed of generation (repetition r uses base + r).")
+    detector_seed: int = Field(default=0, description="Base seed of detector training (repetition r uses base + r).")
+    repetitions: int = Field(default=1, ge=1, description="How many times every random step of a cell is re-run "
+                             "(synthesizer fit, generation, detector training), each with its own seed.")
+    seed_rule: Literal["base-plus-index"] = Field(
+        default="base-plus-index",
+        description="Repetition r (0-based) uses seed base + r for generation, for the detector and, when the "
+                    "synthesizer's config has a `seed`, for its fit; base is the protocol's seed or --seed.")
     demo_only: bool = Field(default=False, description="For the embedded demo and tests; never on the leaderboard.")
 
     @property
@@ -44,12 +50,28 @@ class Protocol(BaseModel):
 
     @property
     def config_hash(self) -> str:
-        return canonical_hash(self.model_dump(mode="json"))
+        return canonical_hash(self.hashed_settings())
+
+    def hashed_settings(self) -> dict[str, Any]:
+        """The settings the config hash covers: fields added after v1 are left out while they hold the value
+        that v1 implied, so the hashes of published protocols (and their records) never change."""
+        data = self.model_dump(mode="json")
+        for name, implied in FIELDS_ADDED_AFTER_V1.items():
+            if data.get(name) == implied:
+                data.pop(name)
+        return data
+
+    def repetition_seeds(self, base: int, repetitions: int | None = None) -> list[int]:
+        """The seed of each repetition (see ``seed_rule``); adding repetitions never changes earlier seeds."""
+        return [base + index for index in range(self.repetitions if repetitions is None else repetitions)]
 
     def synthesizer_config(self, name: str, ablation_of: str | None = None) -> dict[str, Any]:
         base = self.synthesizer_overrides.get(ablation_of, {}) if ablation_of else {}
         return {**base, **self.synthesizer_overrides.get(name, {})}
 
+
+#: Protocol fields introduced after the v1 protocols were published, with the value v1 implied.
+FIELDS_ADDED_AFTER_V1: dict[str, Any] = {"repetitions": 1, "seed_rule": "base-plus-index"}
 
 FIDELITY = ["is", "ic-lpips-ad", "ic-lpips-dfmgan", "caption-faithfulness"]
 
@@ -132,3 +154,31 @@ register_protocol(Protocol(
     },
     demo_only=True,
 ))
+
+
+def _repeated(base: Protocol, version: str, repetitions: int, title: str, description: str, **changes: Any) -> Protocol:
+    """A new protocol version: the base's settings with repetitions (and any other pinned changes)."""
+    settings = base.model_dump()
+    settings.update(id=base.id.rsplit("/", 1)[0] + "/" + version, title=title, repetitions=repetitions,
+                    description=description, **changes)
+    return Protocol(**settings)
+
+
+REPETITIONS_NOTE = ("Every cell is run {n} times: repetition r (0-based) re-runs the synthesizer fit, the generation and "
+                    "the detector training with seed base + r; results give each repetition, the mean, the standard "
+                    "deviation and a 95 % t-interval.")
+
+register_protocol(_repeated(
+    PROTOCOLS["mvtec-caption/v1"], "v2", 5, "MVTec Caption, paper budgets (GPU), 5 repetitions",
+    PROTOCOLS["mvtec-caption/v1"].description + " " + REPETITIONS_NOTE.format(n=5)))
+
+register_protocol(_repeated(
+    PROTOCOLS["mvtec-caption-cpu/v1"], "v2", 3, "MVTec Caption, pinned CPU budget, 3 repetitions",
+    PROTOCOLS["mvtec-caption-cpu/v1"].description + " " + REPETITIONS_NOTE.format(n=3)))
+
+register_protocol(_repeated(
+    PROTOCOLS["mvtec-caption-smoke/v1"], "v2", 2, "Smoke test (embedded demo data), 2 repetitions",
+    PROTOCOLS["mvtec-caption-smoke/v1"].description + " " + REPETITIONS_NOTE.format(n=2)))
+
+#: What `benchmark run` uses when no --protocol is given.
+DEFAULT_PROTOCOLS = {"demo": "mvtec-caption-smoke/v1", "cpu": "mvtec-caption-cpu/v2", "gpu": "mvtec-caption/v2"}

@@ -8,36 +8,61 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.results import ResultRecord
+from benchmark.statistics import Summary, format_summary
 
 DETECTION_COLUMNS = ("image_auroc", "image_ap", "pixel_auroc", "pixel_ap", "aupro")
+KEY_COLUMNS = ("protocol", "dataset", "category", "synthesizer", "detector", "n")
 
 
-def results_frame(records: Sequence[ResultRecord]) -> pd.DataFrame:
-    """One row per (synthesizer, category, detector) with detection and fidelity columns."""
+def summaries_frame(records: Sequence[ResultRecord]) -> pd.DataFrame:
+    """One row per (synthesizer, category, detector): each metric's :class:`Summary` over repetitions."""
     rows = []
     for record in records:
-        fidelity = {m.id: m.value for m in record.fidelity if m.computed}
+        fidelity = {metric_id: summary for metric_id, summary in record.summary.fidelity.items()}
         for detector in record.detectors:
-            scores = detector.overall.model_dump()
             rows.append({
                 "protocol": record.protocol.id,
                 "dataset": record.dataset.name,
                 "category": record.dataset.category,
                 "synthesizer": record.synthesizer_name,
                 "detector": detector.name,
-                **{column: scores[column] for column in DETECTION_COLUMNS},
+                "n": len(record.repetitions),
+                **{column: record.detection(detector.name, column) for column in DETECTION_COLUMNS},
                 **fidelity,
             })
     return pd.DataFrame(rows)
 
 
-def _sections(records: Sequence[ResultRecord]) -> Iterator[tuple[str, str, pd.DataFrame]]:
-    """(protocol, dataset, rows without empty columns): one table each, never mixed."""
-    frame = results_frame(records)
+def results_frame(records: Sequence[ResultRecord]) -> pd.DataFrame:
+    """The same rows with the mean over repetitions of every metric (NaN where absent)."""
+    frame = summaries_frame(records)
+    for column in frame.columns:
+        if column not in KEY_COLUMNS:
+            frame[column] = [s.mean if isinstance(s, Summary) else float("nan") for s in frame[column]]
+            frame[column] = frame[column].astype("float64")
+    return frame
+
+
+def _formatted(part: pd.DataFrame, digits: int) -> pd.DataFrame:
+    """Summaries as text: ``mean ± half-width of the 95 % interval`` (the mean alone for one repetition)."""
+    shown = part.copy()
+    for column in shown.columns:
+        if column not in KEY_COLUMNS:
+            shown[column] = [format_summary(s, digits) if isinstance(s, Summary) else "–" for s in shown[column]]
+    if (shown["n"] == 1).all():
+        shown = shown.drop(columns=["n"])
+    return shown
+
+
+def _sections(records: Sequence[ResultRecord], digits: int = 3) -> Iterator[tuple[str, str, pd.DataFrame]]:
+    """(protocol, dataset, rows without empty columns, formatted): one table each, never mixed."""
+    frame = summaries_frame(records)
     if frame.empty:
         return
     for (protocol, dataset), part in frame.groupby(["protocol", "dataset"], sort=True):
-        yield protocol, dataset, part.drop(columns=["protocol", "dataset"]).dropna(axis=1, how="all")
+        part = part.drop(columns=["protocol", "dataset"])
+        part = part[[c for c in part.columns if c in KEY_COLUMNS or part[c].map(lambda v: isinstance(v, Summary)).any()]]
+        yield protocol, dataset, _formatted(part, digits)
 
 
 def _short_notes(records: Sequence[ResultRecord]) -> list[str]:
@@ -49,9 +74,11 @@ def format_table(records: Sequence[ResultRecord]) -> str:
     for protocol, dataset, shown in _sections(records):
         demo = " — DEMO DATA, not comparable" if any(r.dataset.is_demo for r in records if r.dataset.name == dataset) else ""
         lines.append(f"\n{protocol} · {dataset}{demo}")
-        lines.append(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        lines.append(shown.to_string(index=False))
     if not lines:
         return "(no results)"
+    if any(len(r.repetitions) > 1 for r in records):
+        lines.append("\nmean ± half-width of the 95 % t-interval over the n repetitions (see each record's `uncertainty`)")
     notes = _short_notes(records)
     if notes:
         lines.append("\nNot comparable with published numbers (details in each result's comparable_notes):")
@@ -62,23 +89,19 @@ def format_table(records: Sequence[ResultRecord]) -> str:
 def format_markdown(records: Sequence[ResultRecord], digits: int = 3) -> str:
     """The same table as :func:`format_table`, as Markdown (one table per protocol and dataset)."""
     blocks = []
-    for protocol, dataset, shown in _sections(records):
+    for protocol, dataset, shown in _sections(records, digits):
         header = "| " + " | ".join(shown.columns) + " |"
-        align = "|" + "|".join("---:" if shown[c].dtype.kind == "f" else "---" for c in shown.columns) + "|"
-        body = ["| " + " | ".join(_cell(v, digits) for v in row) + " |" for row in shown.itertuples(index=False)]
+        align = "|" + "|".join("---" if c in KEY_COLUMNS and c != "n" else "---:" for c in shown.columns) + "|"
+        body = ["| " + " | ".join(str(v) for v in row) + " |" for row in shown.itertuples(index=False)]
         blocks.append("\n".join([f"**{protocol} · {dataset}**", "", header, align, *body]))
     if not blocks:
         return "(no results)"
+    if any(len(r.repetitions) > 1 for r in records):
+        blocks.append("Cells: mean ± half-width of the 95 % t-interval over the n repetitions.")
     notes = _short_notes(records)
     if notes:
         blocks.append("Not comparable with published numbers:\n\n" + "\n".join(f"- {note}" for note in notes))
     return "\n\n".join(blocks) + "\n"
-
-
-def _cell(value: object, digits: int) -> str:
-    if isinstance(value, float):
-        return "–" if value != value else f"{value:.{digits}f}"
-    return str(value)
 
 
 def _first_clause(note: str, limit: int = 110) -> str:
@@ -90,36 +113,42 @@ def _first_clause(note: str, limit: int = 110) -> str:
 
 
 def write_metric_plots(records: Sequence[ResultRecord], out_png: Path) -> Path | None:
-    """Per-category bars of each detection metric, one bar per (synthesizer, detector)."""
-    import matplotlib
+    """Per-category bars of each detection metric, one bar per (synthesizer, detector), with the 95 % interval
+    over repetitions as error bars. Drawn on an Agg canvas of its own (the caller's pyplot backend is untouched)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    frame = results_frame(records)
+    frame = summaries_frame(records)
     if frame.empty:
         return None
     frame["run"] = frame["synthesizer"] + " + " + frame["detector"]
     categories = sorted(frame["category"].unique())
     runs = sorted(frame["run"].unique())
-    figure, axes = plt.subplots(1, len(DETECTION_COLUMNS), figsize=(3.2 * len(DETECTION_COLUMNS), 3.6), squeeze=False)
+    figure = Figure(figsize=(3.2 * len(DETECTION_COLUMNS), 3.6))
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, len(DETECTION_COLUMNS), squeeze=False)
     width = 0.8 / max(1, len(runs))
     for ax, column in zip(axes[0], DETECTION_COLUMNS):
         for offset, run in enumerate(runs):
-            part = frame[frame["run"] == run].set_index("category").reindex(categories)
-            ax.bar([i + offset * width for i in range(len(categories))], part[column].fillna(0), width, label=run)
+            part = frame[frame["run"] == run].set_index("category").reindex(categories)[column]
+            means = [s.mean if isinstance(s, Summary) else 0.0 for s in part]
+            errors = [s.half_width or 0.0 if isinstance(s, Summary) else 0.0 for s in part]
+            ax.bar([i + offset * width for i in range(len(categories))], means, width, label=run,
+                   yerr=errors if any(errors) else None, capsize=2, error_kw={"linewidth": 0.8})
         ax.set_title(column, fontsize=10)
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(categories))], categories, rotation=30, fontsize=8)
         ax.set_ylim(0, 1)
     axes[0][0].legend(fontsize=7, loc="lower left")
     first = records[0]
     demo = "DEMO DATA · " if first.dataset.is_demo else ""
+    repetitions = sorted({len(r.repetitions) for r in records})
+    spread = (f" · bars: mean of {'/'.join(map(str, repetitions))} repetitions, error bars: 95 % t-interval"
+              if repetitions != [1] else "")
     figure.text(0.01, 0.01, f"{demo}protocol {first.protocol.id} ({first.protocol.config_hash[:12]}) · "
                 f"seeds {first.seeds} · mvtec-caption-bench {first.environment.package_version} "
-                f"({(first.environment.git_commit or 'no git')[:12]}) · torch {first.environment.packages.get('torch')}",
-                fontsize=7, color="dimgray")
+                f"({(first.environment.git_commit or 'no git')[:12]}) · torch {first.environment.packages.get('torch')}"
+                f"{spread}", fontsize=7, color="dimgray")
     figure.tight_layout(rect=(0, 0.05, 1, 1))
     out_png.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out_png, dpi=90, metadata={"Software": None})
-    plt.close(figure)
     return out_png

@@ -3,7 +3,10 @@
 One record per (synthesizer, protocol, dataset, category); the reference row (a detector that
 uses no synthesis) is a record with ``synthesizer = None``. Every metric carries its variant
 settings, the reference weights it used (with sha256) and whether it is comparable with
-published values. Older schema versions are upgraded on read (``result_migrations``).
+published values. A record holds every repetition of the protocol (each with its seeds,
+generated-set hash, fidelity and detector results) and, per metric, the summary over
+repetitions (mean, standard deviation, 95 % interval; method in ``uncertainty``, see
+:mod:`benchmark.statistics`). Older schema versions are upgraded on read (``result_migrations``).
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from benchmark.statistics import CONFIDENCE, INTERVAL_DESCRIPTION, INTERVAL_METHOD, Summary, summarize
 from mvtec_caption.migrations import Migrations
 from synthesis.contract import FitReport, SynthesizerMeta, canonical_hash
 
-RESULT_SCHEMA_VERSION = 2
+RESULT_SCHEMA_VERSION = 3
 NO_SYNTHESIS = "no-synthesis"
 
 
@@ -56,6 +60,10 @@ class DetectionScores(_Model):
     pixel_ap: float | None = None
     pixel_f1max: float | None = None
     aupro: float | None = None
+
+
+#: The scores of :class:`DetectionScores`, in table order.
+DETECTION_SCORE_NAMES = tuple(DetectionScores.model_fields)
 
 
 class DetectorResult(_Model):
@@ -119,14 +127,79 @@ class EnvironmentRef(_Model):
     packages: dict[str, str]
 
 
-class ResultRecord(_Model):
-    schema_version: Literal[2] = RESULT_SCHEMA_VERSION
-    protocol: ProtocolRef
-    dataset: DatasetRef
-    synthesizer: SynthesizerRef | None = Field(description="None for the reference row (no synthesis).")
+class Repetition(_Model):
+    """One run of every random step of the cell, with its own seeds."""
+
+    index: int = Field(description="0-based; seeds follow the protocol's seed_rule.")
+    seeds: dict[str, int] = Field(description="fit (when the synthesizer has a seed), generation, detector.")
+    synthesizer_config_hash: str | None = None
+    generated_set_sha256: str | None = None
+    n_generated: int | None = None
     fidelity: list[MetricResult]
     detectors: list[DetectorResult]
-    seeds: dict[str, int]
+    timings: dict[str, float] = Field(default_factory=dict)
+
+
+class DetectorSummary(_Model):
+    overall: dict[str, Summary] = Field(default_factory=dict)
+    mean_over_defects: dict[str, Summary] = Field(default_factory=dict)
+    per_defect: dict[str, dict[str, Summary]] = Field(default_factory=dict)
+
+
+class RecordSummary(_Model):
+    """Per metric over the repetitions: values, mean, std and interval (see ``ResultRecord.uncertainty``)."""
+
+    fidelity: dict[str, Summary] = Field(default_factory=dict)
+    detectors: dict[str, DetectorSummary] = Field(default_factory=dict)
+
+
+class UncertaintyRef(_Model):
+    method: str = INTERVAL_METHOD
+    confidence: float = CONFIDENCE
+    description: str = INTERVAL_DESCRIPTION
+    repetitions: int
+    protocol_repetitions: int
+
+
+def _scores(scores: DetectionScores) -> dict[str, float]:
+    return {name: value for name, value in scores.model_dump().items() if value is not None}
+
+
+def _summaries(per_repetition: list[dict[str, float]]) -> dict[str, Summary]:
+    """Summaries of the keys every repetition has (a score missing in one repetition is not summarized)."""
+    keys = set.intersection(*(set(values) for values in per_repetition)) if per_repetition else set()
+    ordered = [k for k in (*DETECTION_SCORE_NAMES, *sorted(keys)) if k in keys]
+    return {key: summarize([values[key] for values in per_repetition]) for key in dict.fromkeys(ordered)}
+
+
+def summarize_repetitions(repetitions: list[Repetition]) -> RecordSummary:
+    """The summary of every metric present in all repetitions."""
+    fidelity = _summaries([{m.id: m.value for m in rep.fidelity if m.computed and m.value is not None}
+                           for rep in repetitions])
+    detectors: dict[str, DetectorSummary] = {}
+    names = [d.name for d in repetitions[0].detectors] if repetitions else []
+    for name in names:
+        results = [next((d for d in rep.detectors if d.name == name), None) for rep in repetitions]
+        if any(result is None for result in results):
+            continue
+        defects = sorted(set.intersection(*(set(r.per_defect) for r in results)))
+        detectors[name] = DetectorSummary(
+            overall=_summaries([_scores(r.overall) for r in results]),
+            mean_over_defects=_summaries([_scores(r.mean_over_defects) for r in results]),
+            per_defect={defect: _summaries([_scores(r.per_defect[defect]) for r in results]) for defect in defects},
+        )
+    return RecordSummary(fidelity=fidelity, detectors=detectors)
+
+
+class ResultRecord(_Model):
+    schema_version: Literal[3] = RESULT_SCHEMA_VERSION
+    protocol: ProtocolRef
+    dataset: DatasetRef
+    synthesizer: SynthesizerRef | None = Field(description="None for the reference row (no synthesis). Its fit, "
+                                                "config and generated set are those of the first repetition.")
+    repetitions: list[Repetition] = Field(min_length=1)
+    summary: RecordSummary
+    uncertainty: UncertaintyRef
     timings: dict[str, float]
     environment: EnvironmentRef
     comparable: bool = Field(description="True only when every reported standard metric used reference weights "
@@ -142,11 +215,44 @@ class ResultRecord(_Model):
     def synthesizer_version(self) -> str:
         return self.synthesizer.meta.version if self.synthesizer else "0"
 
+    @property
+    def first(self) -> Repetition:
+        return self.repetitions[0]
+
+    @property
+    def fidelity(self) -> list[MetricResult]:
+        """The first repetition's metric results (their settings, weights and comparability are the same in all)."""
+        return self.first.fidelity
+
+    @property
+    def detectors(self) -> list[DetectorResult]:
+        """The first repetition's detector results (configs and weights; scores: use :meth:`detection`)."""
+        return self.first.detectors
+
+    @property
+    def seeds(self) -> list[dict[str, int]]:
+        return [rep.seeds for rep in self.repetitions]
+
+    def detection(self, detector: str, score: str, scope: str = "overall") -> Summary | None:
+        """A detector's score over the repetitions (scope ``overall``, ``mean_over_defects`` or a defect type)."""
+        summary = self.summary.detectors.get(detector)
+        if summary is None:
+            return None
+        if scope in ("overall", "mean_over_defects"):
+            return getattr(summary, scope).get(score)
+        return summary.per_defect.get(scope, {}).get(score)
+
+    def metric(self, metric_id: str) -> Summary | None:
+        """A fidelity metric over the repetitions (None when not computed)."""
+        return self.summary.fidelity.get(metric_id)
+
     def content_hash(self) -> str:
         """Identity of the scores and their inputs (not of when/where they were computed)."""
         data = self.model_dump(mode="json", exclude={"timings", "environment", "created_utc"})
-        for detector in data["detectors"]:
-            detector.pop("train_seconds"), detector.pop("eval_seconds")
+        for repetition in data["repetitions"]:
+            repetition.pop("timings")
+            for detector in repetition["detectors"]:
+                detector.pop("train_seconds"), detector.pop("eval_seconds")
         if data["synthesizer"]:
             data["synthesizer"]["fit"].pop("seconds")
         return canonical_hash(data)
@@ -173,6 +279,23 @@ def _result_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
         ]
     data["comparable"] = False
     data.setdefault("comparable_notes", []).append("upgraded from result schema v1")
+    return data
+
+
+@result_migrations.register(2)
+def _result_v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
+    """v2 held one run per record (``fidelity``, ``detectors``, ``seeds`` at the top): it becomes repetition 0."""
+    data = dict(data)
+    seeds = data.pop("seeds", {})
+    synthesizer = data.get("synthesizer") or {}
+    repetition = Repetition.model_validate({
+        "index": 0, "seeds": seeds, "synthesizer_config_hash": synthesizer.get("config_hash"),
+        "generated_set_sha256": synthesizer.get("generated_set_sha256"), "n_generated": synthesizer.get("n_generated"),
+        "fidelity": data.pop("fidelity", []), "detectors": data.pop("detectors", []),
+    })
+    data["repetitions"] = [repetition.model_dump(mode="json")]
+    data["summary"] = summarize_repetitions([repetition]).model_dump(mode="json")
+    data["uncertainty"] = UncertaintyRef(repetitions=1, protocol_repetitions=1).model_dump(mode="json")
     return data
 
 

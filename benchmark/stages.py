@@ -17,12 +17,22 @@ from synthesis.generated_set import generate_set, load_samples, read_info
 from synthesis.guard import forbid_reading
 
 
-def synthesizer_config(ctx: CategoryContext, name: str) -> dict[str, Any]:
-    return ctx.protocol.synthesizer_config(name, registry.entry(name).ablation_of)
+def fit_is_seeded(name: str) -> bool:
+    """Whether a synthesizer's fit draws random numbers from a ``seed`` in its config (AXF's training does;
+    the baselines learn nothing random)."""
+    return "seed" in registry.entry(name).load_class().Config.model_fields
 
 
-def fit(ctx: CategoryContext, name: str, device: str, work: Path, progress: bool) -> dict[str, Any]:
-    synthesizer = registry.create(name, synthesizer_config(ctx, name), device=device)
+def synthesizer_config(ctx: CategoryContext, name: str, seed: int | None = None) -> dict[str, Any]:
+    """The protocol's pinned config, with the repetition's fit seed when the synthesizer has one."""
+    config = ctx.protocol.synthesizer_config(name, registry.entry(name).ablation_of)
+    if seed is not None and fit_is_seeded(name):
+        config["seed"] = seed
+    return config
+
+
+def fit(ctx: CategoryContext, name: str, config: dict[str, Any], device: str, work: Path, progress: bool) -> dict[str, Any]:
+    synthesizer = registry.create(name, config, device=device)
     synthesizer.work_dir = work / "training_state"  # an interrupted fit resumes from its snapshots
     with forbid_reading(ctx.forbidden_paths):
         report = synthesizer.fit(ctx.train, progress=progress)

@@ -14,7 +14,16 @@ import textwrap
 from dataclasses import dataclass
 
 from leaderboard.layout import PLOTS
-from leaderboard.tables import NOT_COMPARABLE_MARK, Section, metric_columns, score_of, short_provenance
+from leaderboard.tables import (
+    NOT_COMPARABLE_MARK,
+    Section,
+    metric_columns,
+    row_summary,
+    score_of,
+    short_provenance,
+    summary_of,
+)
+from leaderboard.tables import main_column as tables_main_column
 
 DPI = 100
 RC = {"svg.hashsalt": "mvtec-caption-leaderboard", "font.family": "DejaVu Sans", "font.size": 8,
@@ -59,9 +68,12 @@ def pixel_ap_plot(section: Section) -> Plot | None:
     series = []
     for row in section.rows:
         for detector in section.detectors():
-            values = {r.dataset.category: score_of(r, detector, "pixel_ap") for r in row.records}
-            if any(v is not None for v in values.values()):
-                series.append((f"{row.label} · {detector}", row.comparable, [values.get(c) for c in categories]))
+            summaries = {r.dataset.category: summary_of(r, detector, "pixel_ap") for r in row.records}
+            values = {c: s.mean for c, s in summaries.items() if s is not None}
+            errors = {c: s.half_width for c, s in summaries.items() if s is not None and s.half_width is not None}
+            if values:
+                series.append((f"{row.label} · {detector}", row.comparable, [values.get(c) for c in categories],
+                               [errors.get(c, 0.0) for c in categories]))
     if not series:
         return None
     title = f"Pixel AP per category — {section.title}"
@@ -71,10 +83,11 @@ def pixel_ap_plot(section: Section) -> Plot | None:
         ax = figure.add_axes((0.08, 0.2, 0.9, 0.7))
         width = 0.8 / len(series)
         colors = [f"C{i % 10}" for i in range(len(series))]
-        for i, (label, comparable, values) in enumerate(series):
+        for i, (label, comparable, values, errors) in enumerate(series):
             xs = [c + (i - (len(series) - 1) / 2) * width for c in range(len(categories))]
             ax.bar(xs, [v if v is not None else 0.0 for v in values], width, label=label, color=colors[i],
-                   hatch=None if comparable else "//", edgecolor="black" if not comparable else colors[i], linewidth=0.5)
+                   hatch=None if comparable else "//", edgecolor="black" if not comparable else colors[i], linewidth=0.5,
+                   yerr=errors if any(errors) else None, capsize=2, error_kw={"linewidth": 0.7})
         ax.set_xticks(range(len(categories)), categories, rotation=20, ha="right")
         ax.set_ylim(0, 1)
         ax.set_ylabel("pixel AP (whole test set)")
@@ -83,9 +96,10 @@ def pixel_ap_plot(section: Section) -> Plot | None:
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
         return _png(figure, short_provenance(section))
 
+    spread = (" Bars are means over repetitions; error bars the 95 % t-interval." if section.repeated else "")
     return Plot(f"{PLOTS}/{section.protocol.slug}/{section.dataset}/pixel_ap_per_category.png", title,
                 f"Bars hatched and marked {NOT_COMPARABLE_MARK} are not comparable with published values; "
-                "a missing bar means the category was not run.", _styled(draw))
+                f"a missing bar means the category was not run.{spread}", _styled(draw))
 
 
 def fidelity_scatter(section: Section) -> Plot | None:
@@ -93,6 +107,7 @@ def fidelity_scatter(section: Section) -> Plot | None:
     main = section.main_score()
     if main is None:
         return None
+    main_column = tables_main_column(section)
     panels = []
     for column in metric_columns(section, False) + metric_columns(section, True):
         points = []
@@ -101,7 +116,9 @@ def fidelity_scatter(section: Section) -> Plot | None:
             xs = [x for x, y in pairs if x is not None and y is not None]
             ys = [y for x, y in pairs if x is not None and y is not None]
             if xs:
-                points.append((row.label, row.comparable, math.fsum(xs) / len(xs), math.fsum(ys) / len(ys)))
+                y_summary = row_summary(row, main_column) if main_column is not None else None
+                y_error = y_summary.half_width if y_summary is not None and len(xs) == len(row.records) else None
+                points.append((row.label, row.comparable, math.fsum(xs) / len(xs), math.fsum(ys) / len(ys), y_error))
         if points:
             panels.append((column.header, points))
     if not panels:
@@ -115,9 +132,11 @@ def fidelity_scatter(section: Section) -> Plot | None:
         labels = sorted({label for _, points in panels for label, *_ in points})
         colors = {label: f"C{i % 10}" for i, label in enumerate(labels)}
         for ax, (metric_id, points) in zip(axes, panels):
-            for label, comparable, x, y in points:
+            for label, comparable, x, y, y_error in points:
                 ax.scatter([x], [y], color=colors[label], marker="o" if comparable else "^",
                            facecolors=colors[label] if comparable else "none", label=label)
+                if y_error:
+                    ax.errorbar([x], [y], yerr=[y_error], color=colors[label], linewidth=0.7, capsize=2)
                 ax.annotate(label, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
             ax.set_xlabel(f"{metric_id}\n(mean over categories)", fontsize=8)
             ax.set_ylabel(f"{detector} pixel AP (mean)")

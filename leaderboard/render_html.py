@@ -15,7 +15,7 @@ import pandas as pd
 
 from leaderboard.meta import SynthesizerVersionMeta
 from leaderboard.plots import Plot
-from leaderboard.render_markdown import HOW_TO_SUBMIT
+from leaderboard.render_markdown import HOW_TO_SUBMIT, group_cells, repetitions_note
 from leaderboard.tables import (
     DETECTION_SCORES,
     MISSING,
@@ -23,9 +23,12 @@ from leaderboard.tables import (
     Row,
     Section,
     detection_columns,
+    display_frame,
     fmt,
+    grouped_notes,
     means_frame,
     metric_columns,
+    per_category_display,
     per_category_frame,
     provenance,
     with_values,
@@ -91,8 +94,10 @@ def esc(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def html_table(table_id: str, frame: pd.DataFrame, leading: dict[str, list[str]] | None = None) -> str:
-    """A sortable table: the index (row labels) and text columns first, numbers with ``data-value``."""
+def html_table(table_id: str, frame: pd.DataFrame, leading: dict[str, list[str]] | None = None,
+               text: pd.DataFrame | None = None) -> str:
+    """A sortable table: the index (row labels) and text columns first, numbers with ``data-value`` (the mean; the
+    cell shows ``text`` when given, e.g. ``mean ± half-width``)."""
     leading = leading or {}
     headers = [f'<th scope="col" data-type="text">{esc(frame.index.name or "")}</th>']
     headers += [f'<th scope="col" data-type="text">{esc(name)}</th>' for name in leading]
@@ -101,9 +106,10 @@ def html_table(table_id: str, frame: pd.DataFrame, leading: dict[str, list[str]]
     for i, label in enumerate(frame.index):
         marked = NOT_COMPARABLE_MARK in str(label)
         cells = [f"<td>{esc(label)}</td>"] + [f"<td>{esc(values[i])}</td>" for values in leading.values()]
-        for value in frame.iloc[i].tolist():
+        shown = text.iloc[i].tolist() if text is not None else [fmt(v) for v in frame.iloc[i].tolist()]
+        for value, cell in zip(frame.iloc[i].tolist(), shown):
             data = "" if value is None or math.isnan(value) else repr(float(value))
-            cells.append(f'<td class="num" data-value="{data}">{esc(fmt(value))}</td>')
+            cells.append(f'<td class="num" data-value="{data}">{esc(cell)}</td>')
         row_class = ' class="not-comparable"' if marked else ""
         lines.append(f"<tr{row_class}>" + "".join(cells) + "</tr>")
     lines += ["</tbody>", "</table>"]
@@ -114,22 +120,29 @@ def _coverage(section: Section, rows: list[Row]) -> list[str]:
     return [f"{len(row.records)}/{len(section.categories)}" for row in rows]
 
 
+def _text(section: Section, rows: list[Row], columns: list) -> pd.DataFrame | None:  # noqa: ANN001
+    return display_frame(section, rows, columns) if section.repeated else None
+
+
 def _means(section: Section, rows: list[Row], group: str) -> list[str]:
-    parts = []
+    parts = [f'<p class="note">{esc(line)}</p>' for line in repetitions_note(section, rows) if line]
     uses = [row.uses() for row in rows]
-    leading = {"text": [u["text"] for u in uses], "masks": [u["masks"] for u in uses],
+    leading = {**group_cells(section, rows), "text": [u["text"] for u in uses], "masks": [u["masks"] for u in uses],
                "real anomalies": [u["real anomalies"] for u in uses], "categories": _coverage(section, rows)}
     _, columns = with_values(rows, detection_columns(section))
     parts += ["<h4>Downstream detectors (mean over categories)</h4>",
-              html_table(f"{section.anchor}-detection-{group}", means_frame(section, rows, columns), leading)]
+              html_table(f"{section.anchor}-detection-{group}", means_frame(section, rows, columns), leading,
+                         _text(section, rows, columns))]
     for caption, title, kind in ((False, "Fidelity (mean over categories)", "fidelity"),
                                  (True, "Caption faithfulness (mean over categories)", "caption")):
         kept, columns = with_values(rows, metric_columns(section, caption))
         if columns:
-            frame = means_frame(section, kept, columns)
-            frame = frame.rename(columns={c.header: f"{c.header} {'↑' if c.higher_is_better else '↓'}" for c in columns})
+            arrows = {c.header: f"{c.header} {'↑' if c.higher_is_better else '↓'}" for c in columns}
+            frame = means_frame(section, kept, columns).rename(columns=arrows)
+            text = _text(section, kept, columns)
             parts += [f"<h4>{title}</h4>",
-                      html_table(f"{section.anchor}-{kind}-{group}", frame, {"categories": _coverage(section, kept)})]
+                      html_table(f"{section.anchor}-{kind}-{group}", frame, {"categories": _coverage(section, kept)},
+                                 None if text is None else text.rename(columns=arrows))]
     return parts
 
 
@@ -146,8 +159,8 @@ def _section(section: Section, plots: Sequence[Plot]) -> list[str]:
     parts += _means(section, comparable, "comparable") if comparable else ["<p>No comparable results yet.</p>"]
     if other:
         parts += [f"<h3>Not comparable with published values {NOT_COMPARABLE_MARK}</h3>",
-                  "<ul>" + "".join(f"<li>{esc(row.label)}: {esc('; '.join(row.notes()) or 'comparable=false')}</li>"
-                                   for row in other) + "</ul>"]
+                  "<ul>" + "".join(f"<li>{esc(note)} ({esc(', '.join(labels))})</li>"
+                                   for note, labels in grouped_notes(other)) + "</ul>"]
         parts += _means(section, other, "not-comparable")
     parts += ["<details><summary>Per category</summary>"]
     columns = [c for c in detection_columns(section)
@@ -156,8 +169,9 @@ def _section(section: Section, plots: Sequence[Plot]) -> list[str]:
     for n, column in enumerate(columns):
         rows = [row for row in section.rows if any(column.value(r) is not None for r in row.records)]
         if rows:
+            text = per_category_display(section, rows, column) if section.repeated else None
             parts += [f"<h4>{esc(column.header)}</h4>",
-                      html_table(f"{section.anchor}-per-category-{n}", per_category_frame(section, rows, column))]
+                      html_table(f"{section.anchor}-per-category-{n}", per_category_frame(section, rows, column), None, text)]
     parts += ["</details>"]
     for plot in plots:
         parts += [f'<figure><img src="{esc(plot.path)}" alt="{esc(plot.title)}">'

@@ -17,15 +17,21 @@ from leaderboard.tables import (
     DETECTION_SCORES,
     MISSING,
     NOT_COMPARABLE_MARK,
+    TOP_GROUP_MARK,
     Column,
     Row,
     Section,
     detection_columns,
+    display_frame,
     fmt,
+    grouped_notes,
+    main_column,
     means_frame,
     metric_columns,
+    per_category_display,
     per_category_frame,
     provenance,
+    rank_groups,
     with_values,
 )
 from leaderboard.validate import rules_markdown
@@ -63,7 +69,8 @@ def frame_table(frame: pd.DataFrame, leading: dict[str, list[str]] | None = None
     """Render a numeric frame (index = row labels) with optional text columns after the label."""
     leading = leading or {}
     headers = [frame.index.name or "", *leading, *frame.columns]
-    rows = [[str(label), *(values[i] for values in leading.values()), *(fmt(v) for v in frame.iloc[i].tolist())]
+    rows = [[str(label), *(values[i] for values in leading.values()),
+             *(v if isinstance(v, str) else fmt(v) for v in frame.iloc[i].tolist())]
             for i, label in enumerate(frame.index)]
     return table(headers, rows, align_right_from=1 + len(leading))
 
@@ -73,20 +80,48 @@ def _coverage(section: Section, rows: list[Row]) -> list[str]:
     return [f"{len(row.records)}/{total}" for row in rows]
 
 
+def _frame(section: Section, rows: list[Row], columns: list[Column]) -> pd.DataFrame:
+    return display_frame(section, rows, columns) if section.repeated else means_frame(section, rows, columns)
+
+
+def group_cells(section: Section, rows: list[Row]) -> dict[str, list[str]]:
+    """The leading ``group`` column of a repeated section (group 1 marked ★), else nothing."""
+    groups = rank_groups(section, rows)
+    if not groups:
+        return {}
+    return {"group": [MISSING if row.label not in groups else
+                      f"{groups[row.label]} {TOP_GROUP_MARK}" if groups[row.label] == 1 else str(groups[row.label])
+                      for row in rows]}
+
+
+def repetitions_note(section: Section, rows: list[Row]) -> list[str]:
+    """What ± and the groups mean, and how many repetitions each row has."""
+    if not section.repeated:
+        return []
+    column = main_column(section)
+    counts = "; ".join(f"{row.label} {'/'.join(map(str, row.repetitions))}" for row in rows)
+    return [f"Cells: mean ± half-width of the 95 % Student-t interval over repetitions (protocol: "
+            f"{section.protocol.repetitions}; repetitions per category of each row: {counts}). `group`: rows are "
+            f"ranked by {column.header if column else 'the main score'}; group 1 ({TOP_GROUP_MARK}) is the best row "
+            "and every row a paired comparison over repetitions cannot separate from it, group 2 the best of the rest "
+            "and those it cannot be separated from, and so on. Rows in one group are ties at this number of "
+            "repetitions.", ""]
+
+
 def _means_tables(section: Section, rows: list[Row]) -> list[str]:
     """Detection, fidelity and caption tables (means over categories) for one group of rows."""
-    parts = []
+    parts = repetitions_note(section, rows)
     uses = [row.uses() for row in rows]
-    leading = {"text": [u["text"] for u in uses], "masks": [u["masks"] for u in uses],
+    leading = {**group_cells(section, rows), "text": [u["text"] for u in uses], "masks": [u["masks"] for u in uses],
                "real anomalies": [u["real anomalies"] for u in uses], "categories": _coverage(section, rows)}
     _, columns = with_values(rows, detection_columns(section))
     parts += ["**Downstream detectors** (mean over categories; detector trained on the synthesized anomalies, "
-              "or without synthesis for the reference row)", "", frame_table(means_frame(section, rows, columns), leading), ""]
+              "or without synthesis for the reference row)", "", frame_table(_frame(section, rows, columns), leading), ""]
     for caption, title in ((False, "**Fidelity** (mean over categories)"), (True, "**Caption faithfulness** (mean over categories)")):
         kept, columns = with_values(rows, metric_columns(section, caption))
         if not columns:
             continue
-        frame = means_frame(section, kept, columns)
+        frame = _frame(section, kept, columns)
         arrows = {c.header: f"{c.header} {'↑' if c.higher_is_better else '↓'}" for c in columns}
         parts += [title, "", frame_table(frame.rename(columns=arrows), {"categories": _coverage(section, kept)}), ""]
     return parts
@@ -102,14 +137,16 @@ def _per_category(section: Section) -> list[str]:
     for header, column in columns:
         rows = [row for row in section.rows if any(column.value(r) is not None for r in row.records)]
         if rows:
-            parts += [f"**{header}**", "", frame_table(per_category_frame(section, rows, column)), ""]
+            frame = per_category_display(section, rows, column) if section.repeated else per_category_frame(section, rows, column)
+            parts += [f"**{header}**", "", frame_table(frame), ""]
     parts += ["</details>", ""]
     return parts
 
 
 def _provenance(section: Section) -> list[str]:
     info = provenance(section)
-    labels = {"protocol": "Protocol", "detectors": "Detectors", "seeds": "Seeds", "weights": "Weights",
+    labels = {"protocol": "Protocol", "detectors": "Detectors", "seeds": "Seeds", "repetitions": "Repetitions",
+              "weights": "Weights",
               "packages": "Packages (from the records)", "hardware": "Hardware"}
     return [f"- **{labels[key]}:** {'; '.join(values) if values else MISSING}" for key, values in info.items()] + [""]
 
@@ -128,7 +165,7 @@ def render_section(section: Section, plots: Sequence[Plot]) -> list[str]:
         parts += [f"### Not comparable with published values {NOT_COMPARABLE_MARK}", "",
                   f"Rows marked {NOT_COMPARABLE_MARK} deviate from the standard metrics (see the reasons); "
                   "compare them only with each other.", ""]
-        parts += [f"- {row.label}: {'; '.join(row.notes()) or 'comparable=false'}" for row in other] + [""]
+        parts += [f"- {note} ({', '.join(labels)})" for note, labels in grouped_notes(other)] + [""]
         parts += _means_tables(section, other)
     parts += ["### Per category", ""] + _per_category(section)
     if plots:

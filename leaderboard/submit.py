@@ -54,7 +54,8 @@ class SubmitReport:
 
 def _looks_like_result(data: Any) -> bool:
     """The benchmark's run folder also holds job records and manifests; results have these keys."""
-    return isinstance(data, dict) and {"schema_version", "protocol", "dataset", "detectors"} <= data.keys()
+    return (isinstance(data, dict) and {"schema_version", "protocol", "dataset"} <= data.keys()
+            and bool({"detectors", "repetitions"} & data.keys()))
 
 
 def find_result_files(result_dir: Path, report: SubmitReport) -> list[tuple[Path, dict[str, Any]]]:

@@ -21,7 +21,13 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from benchmark.protocols import PROTOCOLS
-from benchmark.results import RESULT_SCHEMA_VERSION, ResultRecord, result_migrations, write_result
+from benchmark.results import (
+    RESULT_SCHEMA_VERSION,
+    ResultRecord,
+    result_migrations,
+    summarize_repetitions,
+    write_result,
+)
 from leaderboard.layout import (
     KEEP_FILES,
     MAX_FILE_BYTES,
@@ -263,7 +269,7 @@ def _captions_hash(entry: Entry, ctx: Context) -> Iterator[str]:
                            "without being computed or without weights", "record")
 def _comparable_claims(entry: Entry, ctx: Context) -> Iterator[str]:
     record = entry.record
-    for metric in record.fidelity:
+    for metric in (m for repetition in record.repetitions for m in repetition.fidelity):
         if metric.comparable and (not metric.computed or metric.value is None):
             yield f"metric {metric.id} claims comparable=true but was not computed"
         elif metric.comparable and not metric.weights:
@@ -285,6 +291,30 @@ def _comparable_claims(entry: Entry, ctx: Context) -> Iterator[str]:
         elif not (metric.computed and metric.comparable and metric.value is not None):
             yield (f"claims comparable=true but the standard metric {metric_id!r} is "
                    f"{'not computed' if not metric.computed else 'not comparable'} ({metric.reason or 'no reason given'})")
+
+
+@rule("repetitions", "repetitions are numbered 0..n-1 with seeds base + index (the protocol's seed rule), the "
+                     "summary (mean, std, 95 % interval per metric) is the one recomputed from them, and "
+                     "comparable=true needs at least the protocol's number of repetitions", "record")
+def _repetitions(entry: Entry, ctx: Context) -> Iterator[str]:
+    record = entry.record
+    indices = [rep.index for rep in record.repetitions]
+    if indices != list(range(len(indices))):
+        yield f"repetitions are numbered {indices}, expected 0..{len(indices) - 1}"
+    first = record.repetitions[0].seeds
+    for rep in record.repetitions[1:]:
+        expected = {name: seed + rep.index for name, seed in first.items()}
+        if rep.seeds != expected:
+            yield f"repetition {rep.index} has seeds {rep.seeds}, the seed rule gives {expected}"
+    if record.uncertainty.repetitions != len(record.repetitions):
+        yield (f"uncertainty.repetitions is {record.uncertainty.repetitions} but the record holds "
+               f"{len(record.repetitions)} repetitions")
+    if record.summary != summarize_repetitions(record.repetitions):
+        yield "the summary differs from the one recomputed from the repetitions (edited by hand?)"
+    protocol = PROTOCOLS.get(record.protocol.id)
+    if protocol is not None and record.comparable and len(record.repetitions) < protocol.repetitions:
+        yield (f"claims comparable=true with {len(record.repetitions)} of the {protocol.repetitions} repetitions "
+               f"that {protocol.id} pins")
 
 
 # ---- meta rules: (entry, ctx) -> messages, for parsed meta.json --------------------------------

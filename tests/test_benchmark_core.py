@@ -64,8 +64,13 @@ def test_store_keeps_partial_work_until_complete(tmp_path) -> None:
 
 
 def _record_dict() -> dict:
+    """A current-schema record (built from the v2 layout through the migration)."""
+    return result_migrations.upgrade(_record_dict_v2())
+
+
+def _record_dict_v2() -> dict:
     return {
-        "schema_version": RESULT_SCHEMA_VERSION,
+        "schema_version": 2,
         "protocol": {"id": "mvtec-caption-cpu/v1", "config_hash": "h", "title": "t", "hardware": "cpu", "settings": {}},
         "dataset": {"name": "mvtec_ad", "category": "bottle", "is_demo": False, "caption_source_kind": "json",
                     "captions_sha256": "c", "split_sha256": "s", "split": {}, "good_test_source": "test/good"},
@@ -89,31 +94,63 @@ def test_result_round_trip_and_path(tmp_path) -> None:
     assert again == record
     assert again.content_hash() == record.content_hash()
     assert str(record.relative_path()) == "no-synthesis/0/mvtec-caption-cpu--v1/mvtec_ad/bottle.json"
+    assert record.schema_version == RESULT_SCHEMA_VERSION
     later = ResultRecord.model_validate({**_record_dict(), "created_utc": "2030-01-01T00:00:00+00:00"})
     assert later.content_hash() == record.content_hash()  # when it ran is not part of its identity
 
 
 def test_result_schema_v1_is_upgraded_and_newer_versions_refused(tmp_path) -> None:
-    old = {**_record_dict(), "schema_version": 1, "fidelity": {"is": 2.5, "ic-lpips-ad": None}}
+    old = {**_record_dict_v2(), "schema_version": 1, "fidelity": {"is": 2.5, "ic-lpips-ad": None}}
     upgraded = ResultRecord.model_validate(result_migrations.upgrade(old))
     assert [m.id for m in upgraded.fidelity] == ["ic-lpips-ad", "is"]
     assert upgraded.fidelity[1].value == 2.5 and not upgraded.fidelity[1].comparable
     assert upgraded.comparable is False
+    assert upgraded.metric("is").mean == 2.5 and upgraded.metric("ic-lpips-ad") is None
     with pytest.raises(SchemaVersionError, match="newer"):
         result_migrations.upgrade({**_record_dict(), "schema_version": 99})
+
+
+def test_result_schema_v2_becomes_repetition_zero() -> None:
+    """A one-run (v2) record is read as one repetition: its scores are the summary's means, with no interval."""
+    from leaderboard_helpers import make_record
+
+    single = make_record("axf", "1", "bottle", repetitions=1)
+    old = single.model_dump(mode="json")
+    repetition = old.pop("repetitions")[0]
+    old.pop("summary"), old.pop("uncertainty")
+    old.update(schema_version=2, fidelity=repetition["fidelity"], detectors=repetition["detectors"],
+               seeds=repetition["seeds"])
+    upgraded = ResultRecord.model_validate(result_migrations.upgrade(old))
+    assert upgraded.repetitions[0].detectors == single.repetitions[0].detectors
+    summary = upgraded.detection("unet", "pixel_ap")
+    assert summary.n == 1 and summary.mean == single.detectors[0].overall.pixel_ap and summary.ci_low is None
+    assert upgraded.repetitions[0].generated_set_sha256 == single.synthesizer.generated_set_sha256
+
+
+def test_committed_v1_leaderboard_records_still_load() -> None:
+    from pathlib import Path
+
+    paths = sorted(Path("leaderboard/results").rglob("*--v1/*/*.json"))
+    assert paths, "the repository's v1 leaderboard records"
+    for path in paths:
+        record = load_result(path)
+        assert len(record.repetitions) == 1 and record.protocol.id.endswith("/v1")
 
 
 def test_table_command_prints_every_record_below_a_folder(tmp_path, capsys) -> None:
     from benchmark.cli import main
     from leaderboard_helpers import make_record, write_run
 
-    records = [make_record("axf", "1", "bottle", "mvtec_ad"), make_record(None, "0", "bottle", "mvtec_ad"),
-               make_record("perlin", "1", "bottle", "mvtec_ad", comparable=False)]
+    v2 = "mvtec-caption-cpu/v2"
+    records = [make_record("axf", "1", "bottle", "mvtec_ad", v2), make_record(None, "0", "bottle", "mvtec_ad", v2),
+               make_record("perlin", "1", "bottle", "mvtec_ad", v2, comparable=False)]
     write_run(tmp_path / "run", records)
     assert main(["table", str(tmp_path / "run" / "results"), "--markdown"]) == 0
     out = capsys.readouterr().out
     lines = [line for line in out.splitlines() if line.startswith("| bottle |")]
     assert len(lines) == sum(len(r.detectors) for r in records)
-    image_auroc = records[0].detectors[0].overall.image_auroc
-    assert any(f"| axf | {records[0].detectors[0].name} | {image_auroc:.3f} |" in line for line in lines)
+    image_auroc = records[0].detection(records[0].detectors[0].name, "image_auroc")
+    assert image_auroc.n == 3  # the CPU protocol pins 3 repetitions: cells read mean ± half-width
+    image_auroc = f"{image_auroc.mean:.3f} ± {image_auroc.half_width:.3f}"
+    assert any(f"| axf | {records[0].detectors[0].name} | 3 | {image_auroc} |" in line for line in lines), lines
     assert main(["table", str(tmp_path / "empty")]) == 2

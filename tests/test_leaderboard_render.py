@@ -100,7 +100,7 @@ def test_non_comparable_results_are_separated_and_marked(outputs: dict[str, byte
     assert "perlin" not in comparable and "axf v1" in comparable
     means = rest.split("### Per category")[0]
     assert "perlin v1 † | no | no | no | 3/3" in means and "axf v1" not in means
-    assert "- perlin v1 †: is not comparable: reference Inception weights not available" in means
+    assert "- is not comparable: reference Inception weights not available; substitute network (perlin v1 †)" in means
 
 
 def test_each_section_says_how_it_was_made(outputs: dict[str, bytes]) -> None:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from leaderboard_helpers import fill_meta, make_board, make_record, populate, write_run
+from leaderboard_helpers import fill_meta, make_board, make_record, populate, with_first_repetition, write_run
 
 from benchmark.results import RESULT_SCHEMA_VERSION, dump_result, load_result
 from leaderboard.cli import main
@@ -65,7 +65,7 @@ def test_the_same_scores_recomputed_later_keep_the_first_record(tmp_path: Path) 
 def test_a_different_result_is_not_overwritten_without_replace(tmp_path: Path, capsys) -> None:
     root = populate(make_board(tmp_path), tmp_path, RECORDS)
     before = tree(root)
-    rerun = make_record("axf", "1", "bottle", seeds={"generation": 1, "detector": 1})
+    rerun = with_first_repetition(make_record("axf", "1", "bottle"), seeds={"generation": 1, "detector": 1})
     run = write_run(tmp_path / "rerun", [rerun, make_record("axf", "1", "hazelnut")])
     assert main(["submit", str(run), "--root", str(root)]) == 1
     err = capsys.readouterr().err
@@ -75,7 +75,7 @@ def test_a_different_result_is_not_overwritten_without_replace(tmp_path: Path, c
 
     assert main(["submit", str(run), "--root", str(root), "--replace"]) == 0
     assert "replace   leaderboard/results/axf/1/mvtec-caption-cpu--v1/mvtec_ad/bottle.json" in capsys.readouterr().out
-    assert load_result(root / "results" / rerun.relative_path()).seeds == {"generation": 1, "detector": 1}
+    assert load_result(root / "results" / rerun.relative_path()).seeds == [{"generation": 1, "detector": 1}]
     assert validate_tree(root).ok
 
 
@@ -87,7 +87,8 @@ def test_dry_run_writes_nothing(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("record", "rule", "fragment"), [
-    (make_record("axf", "1", "cable", dataset="mvtec_ad").model_copy(update={"comparable": True, "fidelity": []}),
+    (with_first_repetition(make_record("axf", "1", "cable", dataset="mvtec_ad"), fidelity=[]).model_copy(
+        update={"comparable": True}),
      "comparable-claims", "standard metric 'is' is missing"),
     (make_record("axf", "1", "cable", protocol_id="mvtec-caption-smoke/v1", comparable=False), "real-data", "demo_only"),
     (make_record("axf", "1", "../../../escape"), "safe-names", "not safe path components"),
@@ -110,7 +111,8 @@ def test_an_invalid_record_refuses_the_whole_submission(tmp_path: Path, record, 
 def test_two_different_results_for_one_cell_in_a_run_are_refused(tmp_path: Path) -> None:
     root = make_board(tmp_path)
     run = write_run(tmp_path / "run", [make_record("axf", "1", "bottle")])
-    (run / "other.json").write_text(dump_result(make_record("axf", "1", "bottle", seeds={"generation": 5, "detector": 5})))
+    (run / "other.json").write_text(dump_result(with_first_repetition(make_record("axf", "1", "bottle"),
+                                                                      seeds={"generation": 5, "detector": 5})))
     report = submit(run, root)
     assert [p.rule for p in report.problems] == ["no-duplicates"]
     assert "with different content" in report.problems[0].message

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from leaderboard_helpers import fill_meta, make_board, make_record, populate, write_manifest
+from leaderboard_helpers import fill_meta, make_board, make_record, populate, with_first_repetition, write_manifest
 
 from benchmark.results import RESULT_SCHEMA_VERSION, ResultRecord, dump_result, load_result
 from leaderboard.cli import main
@@ -40,8 +40,11 @@ def put(root: Path, record: ResultRecord, rel: str | None = None) -> Path:
 def v1_dict(record: ResultRecord) -> dict:
     """The record as schema v1 stored it: fidelity as {metric id: value}, no comparability notes."""
     data = json.loads(dump_result(record))
+    repetition = data.pop("repetitions")[0]
+    data.pop("summary"), data.pop("uncertainty")
     data["schema_version"] = 1
     data["fidelity"] = {metric.id: metric.value for metric in record.fidelity}
+    data["detectors"], data["seeds"] = repetition["detectors"], repetition["seeds"]
     data.pop("comparable_notes")
     return data
 
@@ -109,7 +112,7 @@ def _demo_protocol(root: Path) -> None:
 def _claims_comparable_without_computing(root: Path) -> None:
     record = make_record("axf", "1", "cable")
     metric = record.fidelity[0].model_copy(update={"computed": False, "value": None, "reason": "no weights"})
-    put(root, record.model_copy(update={"fidelity": [metric, *record.fidelity[1:]]}))
+    put(root, with_first_repetition(record, fidelity=[metric, *record.fidelity[1:]]))
 
 
 def _claims_comparable_with_a_substitute(root: Path) -> None:
@@ -120,7 +123,7 @@ def _claims_comparable_with_a_substitute(root: Path) -> None:
 def _metric_comparable_without_weights(root: Path) -> None:
     record = make_record("axf", "1", "cable")
     metric = record.fidelity[1].model_copy(update={"weights": []})
-    put(root, record.model_copy(update={"fidelity": [record.fidelity[0], metric, *record.fidelity[2:]]}))
+    put(root, with_first_repetition(record, fidelity=[record.fidelity[0], metric, *record.fidelity[2:]]))
 
 
 def _duplicate_content(root: Path) -> None:
@@ -171,8 +174,30 @@ def _misplaced_json(root: Path) -> None:
 def _schema_violation(root: Path) -> None:
     path = results(root) / AXF_BOTTLE
     data = json.loads(path.read_text())
-    del data["detectors"]
+    del data["repetitions"]
     path.write_text(json.dumps(data))
+
+
+V2 = "mvtec-caption-cpu/v2"
+
+
+def _summary_edited(root: Path) -> None:
+    record = make_record("axf", "1", "cable", protocol_id=V2)
+    summary = record.summary.model_copy(deep=True)
+    unet = summary.detectors["unet"]
+    unet.overall["pixel_ap"] = unet.overall["pixel_ap"].model_copy(update={"mean": 0.999})
+    put(root, record.model_copy(update={"summary": summary}))
+
+
+def _seeds_off_rule(root: Path) -> None:
+    record = make_record("axf", "1", "cable", protocol_id=V2)
+    repetitions = [record.repetitions[0], record.repetitions[1].model_copy(update={"seeds": {"generation": 7, "detector": 7}}),
+                   record.repetitions[2]]
+    put(root, record.model_copy(update={"repetitions": repetitions}))
+
+
+def _too_few_repetitions(root: Path) -> None:
+    put(root, make_record("axf", "1", "cable", protocol_id=V2, repetitions=2))
 
 
 def _newer_schema(root: Path) -> None:
@@ -235,7 +260,11 @@ INVALID: dict[str, tuple[Callable[[Path], None], str, str, str]] = {
     "JSON array": (_json_array, "valid-json", "cable.json", "expected an object"),
     "hidden file": (_hidden_file, "safe-names", ".cable.json", "unsafe path component(s) ['.cable']"),
     "misplaced JSON": (_misplaced_json, "layout", "summary.json", "is not where the layout puts a file"),
-    "schema violation": (_schema_violation, "schema", "bottle.json", "detectors: Field required"),
+    "schema violation": (_schema_violation, "schema", "bottle.json", "repetitions: Field required"),
+    "summary edited by hand": (_summary_edited, "repetitions", "v2/mvtec_ad/cable.json", "recomputed"),
+    "seeds off the seed rule": (_seeds_off_rule, "repetitions", "v2/mvtec_ad/cable.json", "the seed rule gives"),
+    "comparable with too few repetitions": (_too_few_repetitions, "repetitions", "v2/mvtec_ad/cable.json",
+                                            "of the 3 repetitions"),
     "newer schema": (_newer_schema, "schema", "bottle.json", "newer than this code understands"),
     "missing meta": (_missing_meta, "meta-present", "bottle.json", "has no axf/1/meta.json"),
     "meta with TODO": (_meta_with_todo, "meta-complete", "axf/1/meta.json", "fields still marked TODO: compute"),
@@ -306,7 +335,7 @@ def test_a_v1_result_validates_after_upgrade_and_fix_rewrites_it_as_v2(board: Pa
     assert main(["validate", "--root", str(board), "--fix"]) == 0
     assert "FIXED leaderboard/results/axf/1/mvtec-caption-cpu--v1/mvtec_ad/cable.json" in capsys.readouterr().out
     data = json.loads(path.read_text())
-    assert data["schema_version"] == RESULT_SCHEMA_VERSION and isinstance(data["fidelity"], list)
+    assert data["schema_version"] == RESULT_SCHEMA_VERSION and isinstance(data["repetitions"][0]["fidelity"], list)
     assert "upgraded from result schema v1" in data["comparable_notes"]
     assert not [p for p in validate_tree(board).problems if p.rule == "schema-current"]
     assert fix_tree(board) == []  # nothing left to fix
