@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from benchmark.results import (
     ProtocolRef,
     ResultRecord,
     SynthesizerRef,
-    write_result,
+    write_result_once,
 )
 from benchmark.store import Job, JobStore
 from synthesis import registry
@@ -120,14 +121,7 @@ class Executor:
         self.store = store
 
     def run(self, job: Job, work: Any) -> dict[str, Any]:
-        if self.store.is_done(job):
-            logger.info("cached: %s (%s)", job.label, job.key)
-            return self.store.output(job)
-        logger.info("running: %s (%s)", job.label, job.key)
-        folder = self.store.work_folder(job)
-        output = work(folder)
-        self.store.complete(job, output)
-        return output
+        return self.store.run(job, work)  # cached, done by another process meanwhile, or done here under its lock
 
     def execute(self, plan: CategoryPlan, bar: tqdm) -> None:
         ctx, request, store = plan.context, self.request, self.store
@@ -136,19 +130,20 @@ class Executor:
             bar.update(1)
             generate_job = plan.generates[name]
             fit_folder = store.folder(fit_job)
-            self.run(generate_job, lambda work, n=name: stages.generate(
+            generated = self.run(generate_job, lambda work, n=name: stages.generate(
                 ctx, n, fit_folder, request.generation_seed, request.device, work, request.progress))
             bar.update(1)
             set_folder = store.folder(generate_job) / "samples"
-            self.run(plan.fidelities[name], lambda work: stages.fidelity(
+            self.run(plan.fidelities[name], lambda work, h=generated["set_sha256"]: stages.fidelity(
                 ctx, set_folder, ctx.protocol.fidelity_metrics, request.weights_dir, request.allow_download,
-                request.device, work, request.progress))
+                request.device, work, request.progress, expected_set_sha256=h))
             bar.update(1)
         for (name, detector), job in plan.detections.items():
             set_folder = store.folder(plan.generates[name]) / "samples" if name else None
-            self.run(job, lambda work, d=detector, s=set_folder, j=job: stages.detect(
+            set_sha256 = store.output(plan.generates[name])["set_sha256"] if name else None
+            self.run(job, lambda work, d=detector, s=set_folder, h=set_sha256, j=job: stages.detect(
                 ctx, d, j.params["config"], request.detector_seed, s, request.device, work, request.progress,
-                request.keep_models))
+                request.keep_models, expected_set_sha256=h))
             bar.update(1)
 
 
@@ -236,17 +231,22 @@ def run_benchmark(request: RunRequest, protocol: Protocol) -> list[tuple[ResultR
             names.append(None)
         for name in names:
             record = assemble(request, plan, store, name, environment)
-            path = write_result(record, out / "results" / record.relative_path())
+            path = out / "results" / record.relative_path()
+            if write_result_once(record, path):
+                logger.info("wrote %s", path)
+            else:
+                logger.info("kept %s: an identical record (same content hash) is already there", path)
             if name:
                 _copy_grid(store.folder(plan.generates[name]) / "grid.png", path.with_suffix(".grid.png"))
             written.append((record, path))
-            logger.info("wrote %s", path)
     return written
 
 
 def _copy_grid(source: Path, target: Path) -> None:
     if source.is_file():
-        target.write_bytes(source.read_bytes())
+        with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, prefix=f".{target.name}.") as handle:
+            handle.write(source.read_bytes())
+        os.replace(handle.name, target)  # a concurrent run of the same command never sees half a grid
 
 
 def default_out() -> str:

@@ -19,7 +19,6 @@ that ``mvtec_caption``, ``synthesis``, ``benchmark`` and ``leaderboard`` can all
 
 from __future__ import annotations
 
-import datetime as dt
 import fnmatch
 import json
 import os
@@ -44,19 +43,21 @@ class OutputKind:
     """What a command writes: the marker names ``tool`` and ``kind``.
 
     ``layout`` lists the names (``fnmatch`` patterns) the tool writes at the top of the folder;
-    an unmarked folder holding nothing else, and at least one of ``requires``, is taken as an
-    earlier output of the same tool (written before markers existed) and adopted. Empty
-    ``layout``: only a marker makes a folder ours.
+    an unmarked folder holding nothing else, and at least one of the files or folders
+    ``requires`` names (relative paths, e.g. ``logs/benchmark.log``), is taken as an earlier
+    output of the same tool (written before markers existed) and adopted. Empty ``layout``: only
+    a marker makes a folder ours.
     """
 
     tool: str
     kind: str
     layout: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()
+    what: str = ""  # how messages describe such a folder (default: the command's output)
 
     @property
-    def command(self) -> str:
-        return f"{self.tool} {self.kind}"
+    def description(self) -> str:
+        return self.what or f"an output of `python -m {self.tool} {self.kind}`"
 
 
 @dataclass(frozen=True)
@@ -91,17 +92,17 @@ def _resolve(path: PathLike, flag: str) -> Path:
     resolved = Path(path).expanduser().resolve()
     for ancestor in resolved.parents:
         if ancestor.exists() and not ancestor.is_dir():
-            raise OutputFolderError(f"{flag} {path}: {ancestor} is a file, not a folder; choose a path outside it")
+            raise OutputFolderError(f"refusing {flag} {path}: {ancestor} is a file, not a folder; choose another path")
     return resolved
 
 
 def _refuse_data_roots(resolved: Path, shown: PathLike, flag: str, roots: Sequence[DataRoot]) -> None:
     for root in roots:
         if resolved == root.path or root.path in resolved.parents:
-            raise OutputFolderError(f"{flag} {shown} is inside the data at {root.path} ({root.origin}); "
-                                    "nothing is ever written there: choose a folder outside it")
+            raise OutputFolderError(f"refusing {flag} {shown}: it is inside the data at {root.path} ({root.origin}), "
+                                    "and nothing is ever written there; choose a path outside it")
         if resolved in root.path.parents:
-            raise OutputFolderError(f"{flag} {shown} contains the data at {root.path} ({root.origin}); "
+            raise OutputFolderError(f"refusing {flag} {shown}: it contains the data at {root.path} ({root.origin}); "
                                     "choose a folder that holds no data")
 
 
@@ -123,7 +124,7 @@ def read_marker(folder: Path) -> dict | None:
 def _is_own_layout(folder: Path, kind: OutputKind) -> bool:
     names = [p.name for p in folder.iterdir()]
     in_layout = all(any(fnmatch.fnmatchcase(n, pattern) for pattern in kind.layout) for n in names)
-    return bool(kind.layout) and in_layout and (not kind.requires or any(n in kind.requires for n in names))
+    return bool(kind.layout) and in_layout and (not kind.requires or any((folder / r).exists() for r in kind.requires))
 
 
 def check_output_folder(path: PathLike, kind: OutputKind, roots: Sequence[DataRoot], *, flag: str = "--out",
@@ -138,20 +139,20 @@ def check_output_folder(path: PathLike, kind: OutputKind, roots: Sequence[DataRo
     if not resolved.exists():
         return resolved
     if not resolved.is_dir():
-        raise OutputFolderError(f"{flag} {path} is a file, not a folder")
+        raise OutputFolderError(f"refusing {flag} {path}: it is a file, not a folder")
     if not any(resolved.iterdir()):
         return resolved
     if not reuse:
-        raise OutputFolderError(f"{flag} {path} already exists and is not empty; choose a new folder")
+        raise OutputFolderError(f"refusing {flag} {path}: it already exists and is not empty; choose a new folder")
     marker = read_marker(resolved)
     if marker is None:
         if _is_own_layout(resolved, kind):
             return resolved
-        raise OutputFolderError(f"{flag} {path} is not empty and was not written by `{kind.command}` (no {MARKER}); "
-                                "refusing to write into it: choose a new or empty folder")
+        raise OutputFolderError(f"refusing {flag} {path}: it is not empty and is not {kind.description}; "
+                                "choose a new or empty folder")
     if (marker.get("tool"), marker.get("kind")) != (kind.tool, kind.kind):
-        raise OutputFolderError(f"{flag} {path} holds the output of `{marker.get('tool')} {marker.get('kind')}`, "
-                                f"not of `{kind.command}`; choose another folder")
+        raise OutputFolderError(f"refusing {flag} {path}: it holds an output of `python -m {marker.get('tool')} "
+                                f"{marker.get('kind')}`, not {kind.description}; choose another folder")
     return resolved
 
 
@@ -166,8 +167,8 @@ def write_marker(folder: Path, kind: OutputKind) -> Path:
         package = version("mvtec-caption-bench")
     except PackageNotFoundError:
         package = "0+unknown"
+    # nothing time-dependent: two runs of a command give byte-identical folders
     text = json.dumps({"tool": kind.tool, "kind": kind.kind, "package_version": package,
-                       "created_utc": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
                        "note": "written by mvtec-caption-bench: this folder holds its output"}, indent=2) + "\n"
     with tempfile.NamedTemporaryFile("w", dir=folder, delete=False, prefix=f"{MARKER}.", encoding="utf-8") as handle:
         handle.write(text)
@@ -190,8 +191,8 @@ def check_output_file(path: PathLike, roots: Sequence[DataRoot], *, flag: str, i
     resolved = _resolve(path, flag)
     _refuse_data_roots(resolved, path, flag, roots)
     if resolved.is_dir():
-        raise OutputFolderError(f"{flag} {path} is a folder; give the path of the {what} to write")
+        raise OutputFolderError(f"refusing {flag} {path}: it is a folder; give the path of the {what} to write")
     if resolved.exists() and not (is_own is not None and is_own(resolved)):
-        raise OutputFolderError(f"{flag} {path} already exists and is not a {what} written by this command; "
-                                "refusing to overwrite it: choose another path")
+        raise OutputFolderError(f"refusing {flag} {path}: it already exists and is not a {what} written by this "
+                                "command, so it is not overwritten; choose another path")
     return resolved

@@ -25,7 +25,7 @@ ADHOC_PROTOCOL = "adhoc"
 CHECKPOINT_OUTPUT = OutputKind("synthesis", "fit", layout=("synthesizer.json", "state", ".state-*"),
                                requires=("synthesizer.json",))
 GENERATE_OUTPUT = OutputKind("synthesis", "generate", layout=("samples", "checkpoint", "grid.png"),
-                             requires=("samples", "checkpoint"))
+                             requires=("samples/manifest.jsonl", "checkpoint/synthesizer.json"))
 
 
 def _parse_config(pairs: list[str]) -> dict[str, Any]:
