@@ -13,10 +13,12 @@ workers on one file system):
 * **partial outputs are private**: work happens in ``<key>.partial/``, which only the lock holder
   touches, and is renamed into place when complete. A partial folder left by a dead worker is
   resumed by the next holder (fits resume from their snapshots, generation from its manifest);
-* **done means intact**: a job is done when ``output.json`` parses as a JSON object and every
+* **done means complete**: a job is done when ``output.json`` parses as a JSON object and every
   file listed in ``files.json`` (written at completion, with sizes) is still there. Anything
   less (a corrupt ``output.json``, a deleted ``samples/``) is logged as a warning naming the file
-  and the job is redone;
+  and the job is redone. Files that are there but *changed* are not silently replaced: the
+  jobs that read them check them (a generated set against its recorded hash before it is
+  scored, a checkpoint when it is loaded) and fail with an error naming the file;
 * **an audit trail**: every completed job appends one line to ``cache/journal.jsonl`` (kind, key,
   label, process, seconds), so "each job was done exactly once" can be checked.
 
@@ -148,11 +150,10 @@ class JobStore:
             listing = json.loads(listing_path.read_text(encoding="utf-8"))["files"]
         except (OSError, ValueError, KeyError, TypeError) as err:
             return f"its file list {listing_path} is unreadable ({err})"
-        gone = [name for name, size in listing.items()
-                if not (folder / name).is_file() or (folder / name).stat().st_size != size]
+        gone = [name for name in listing if not (folder / name).is_file()]
         if gone:
             more = f" and {len(gone) - 3} more" if len(gone) > 3 else ""
-            return f"{', '.join(gone[:3])}{more} {'is' if len(gone) == 1 else 'are'} missing or changed"
+            return f"{', '.join(gone[:3])}{more} {'is' if len(gone) == 1 else 'are'} missing"
         return ""
 
     def is_done(self, job: Job) -> bool:

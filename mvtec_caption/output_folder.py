@@ -121,8 +121,13 @@ def read_marker(folder: Path) -> dict | None:
     return data
 
 
+def _entries(folder: Path) -> list[str]:
+    """Names in ``folder``, without a marker another process is writing at this moment (its temporary file)."""
+    return [p.name for p in folder.iterdir() if not p.name.startswith(f"{MARKER}.")]
+
+
 def _is_own_layout(folder: Path, kind: OutputKind) -> bool:
-    names = [p.name for p in folder.iterdir()]
+    names = _entries(folder)
     in_layout = all(any(fnmatch.fnmatchcase(n, pattern) for pattern in kind.layout) for n in names)
     return bool(kind.layout) and in_layout and (not kind.requires or any((folder / r).exists() for r in kind.requires))
 
@@ -140,7 +145,7 @@ def check_output_folder(path: PathLike, kind: OutputKind, roots: Sequence[DataRo
         return resolved
     if not resolved.is_dir():
         raise OutputFolderError(f"refusing {flag} {path}: it is a file, not a folder")
-    if not any(resolved.iterdir()):
+    if not _entries(resolved):
         return resolved
     if not reuse:
         raise OutputFolderError(f"refusing {flag} {path}: it already exists and is not empty; choose a new folder")
