@@ -17,6 +17,14 @@ import os
 import sys
 from pathlib import Path
 
+from mvtec_caption.arguments import bounded_int, seed
+from mvtec_caption.output_folder import OutputKind
+
+
+#: What ``run`` writes (see :mod:`mvtec_caption.output_folder`); the layout lets run folders written
+#: before output markers existed be recognised.
+RUN_OUTPUT = OutputKind("benchmark", "run", layout=("cache", "results", "plots", "logs"), requires=("logs/benchmark.log",))
+
 
 _HANDLERS: list[logging.Handler] = []
 
@@ -33,7 +41,8 @@ def _configure_logging(out: Path) -> Path:
         old.close()
     _HANDLERS.clear()
     handler = logging.FileHandler(log_file)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # the process id tells apart runs that share an --out (they may run at the same time)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
     root.setLevel(logging.INFO)
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.WARNING)
@@ -43,10 +52,29 @@ def _configure_logging(out: Path) -> Path:
     return log_file
 
 
-def _default_categories(subset: str, data_root: str | None, caption_source: str | None) -> list[str]:
+def _available_categories(subset: str, data_root: str | None, caption_source: str | None) -> list[str]:
     from mvtec_caption.loader import resolve_dataset
 
     return resolve_dataset(subset, data_root, None, caption_source=caption_source, progress=False).scan.categories
+
+
+def _categories(args: argparse.Namespace, subset: str) -> list[str]:
+    """The requested categories, every one checked against what the data root holds (before any work)."""
+    available = _available_categories(subset, args.data_root, args.caption_source)
+    where = f"{subset} under {args.data_root}" if args.data_root else subset
+    if not available:
+        raise ValueError(f"no usable captioned category in {where}")
+    unknown = [c for c in args.categories or [] if c not in available]
+    if unknown:
+        raise ValueError(f"unknown category {', '.join(map(repr, unknown))} for {where}; known: {', '.join(available)}")
+    return list(dict.fromkeys(args.categories)) if args.categories else available
+
+
+def _check_out(args: argparse.Namespace, out: str) -> Path:
+    from mvtec_caption.output_folder import check_output_folder, data_roots
+
+    roots = data_roots([("--data-root", args.data_root), ("--caption-source", args.caption_source)])
+    return check_output_folder(out, RUN_OUTPUT, roots)
 
 
 def build_request(args: argparse.Namespace):  # noqa: ANN201 -> (RunRequest, Protocol, notes)
@@ -56,6 +84,10 @@ def build_request(args: argparse.Namespace):  # noqa: ANN201 -> (RunRequest, Pro
     from synthesis import registry
 
     notes = []
+    out = str(args.out or default_out())
+    _check_out(args, out)  # before anything is loaded
+    if args.data_root and not Path(args.data_root).expanduser().is_dir():
+        raise FileNotFoundError(f"--data-root {args.data_root}: no such folder")
     subset = args.dataset
     if subset != "demo" and resolve_root(get_subset(subset), args.data_root) is None:
         notes.append(f"no --data-root (nor ${get_subset(subset).root_env}): running on the embedded DEMO DATA "
@@ -76,9 +108,7 @@ def build_request(args: argparse.Namespace):  # noqa: ANN201 -> (RunRequest, Pro
         notes.append(f"protocol {protocol.id} is for demos and tests: results will be marked not comparable")
     for name in args.synth:
         registry.entry(name)  # unknown names fail before any work
-    categories = args.categories or _default_categories(subset, args.data_root, args.caption_source)
-    if not categories:
-        raise ValueError(f"no categories found for {subset} under {args.data_root}")
+    categories = _categories(args, subset)
     detectors = args.detectors or protocol.default_detectors
     from benchmark.detectors import DETECTORS
 
@@ -91,7 +121,7 @@ def build_request(args: argparse.Namespace):  # noqa: ANN201 -> (RunRequest, Pro
         generation_seed=protocol.generation_seed if args.seed is None else args.seed,
         detector_seed=protocol.detector_seed if args.seed is None else args.seed,
         repetitions=protocol.repetitions if args.repetitions is None else args.repetitions,
-        device=args.device, out=str(args.out or default_out()), overwrite=args.overwrite,
+        device=args.device, out=out, overwrite=args.overwrite,
         weights_dir=args.weights_dir or os.environ.get("MVTEC_BENCH_WEIGHTS_DIR"),
         allow_download=not args.no_download, keep_models=not args.no_keep_models, progress=not args.no_progress,
     )
@@ -107,7 +137,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    out = Path(request.out)
+    from mvtec_caption.output_folder import claim_output_folder, data_roots
+
+    roots = data_roots([("--data-root", args.data_root), ("--caption-source", args.caption_source)])
+    out = claim_output_folder(request.out, RUN_OUTPUT, roots)
     log_file = _configure_logging(out)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
@@ -207,17 +240,18 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--caption-source", help="captions file/folder (default: $MVTEC_CAPTION_SOURCE, cache, download)")
     parser.add_argument("--protocol", help="protocol id (default: smoke on demo data, the CPU protocol on CPU, the GPU protocol on cuda)")
     parser.add_argument("--out", help="output folder (default: $MVTEC_BENCH_OUT or runs/benchmark)")
-    parser.add_argument("--seed", type=int, help="base seed of fit, generation and detector; repetition r uses "
-                                                  "seed + r (default: the protocol's)")
-    parser.add_argument("--repetitions", type=int, help="repetitions to run (default: the protocol's; more adds jobs "
-                                                         "and redoes none, fewer marks the results not comparable)")
+    parser.add_argument("--seed", type=seed, help="base seed of fit, generation and detector, 0 to 2**32-1; "
+                                                  "repetition r uses seed + r (default: the protocol's)")
+    parser.add_argument("--repetitions", type=bounded_int(1, 100, "repetitions"),
+                        help="repetitions to run, 1 to 100 (default: the protocol's; more adds jobs and redoes none, "
+                             "fewer marks the results not comparable)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--weights-dir", help="folder with reference metric weights (default: $MVTEC_BENCH_WEIGHTS_DIR)")
     parser.add_argument("--no-download", action="store_true", help="never download reference weights")
     parser.add_argument("--overwrite", action="store_true", help="recompute the planned jobs instead of resuming")
     parser.add_argument("--no-keep-models", action="store_true", help="do not keep trained detector weights in the cache")
     parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; use 1 per run when "
+    parser.add_argument("--threads", type=bounded_int(1, 1024, "torch CPU threads"), help="torch CPU threads (default: torch's; use 1 per run when "
                                                      "several runs share a machine)")
 
 
@@ -251,9 +285,13 @@ def main(argv: list[str] | None = None) -> int:
 
     # Deprecation chatter from anomalib's own imports of timm/dinov2 says nothing about the run.
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"(timm|anomalib)\..*")
+    from mvtec_caption.loader import DatasetProblemsError
+    from mvtec_caption.sources import CaptionSourceError
+
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (ValueError, KeyError, FileNotFoundError, FileExistsError) as err:
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError, CaptionSourceError, DatasetProblemsError) as err:
+        # ValueError covers OutputFolderError, CheckpointError and GeneratedSetError: all name their file
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from benchmark.results import (
     SynthesizerRef,
     UncertaintyRef,
     summarize_repetitions,
-    write_result,
+    write_result_once,
 )
 from benchmark.store import Job, JobStore
 from synthesis.checkpoint import read_checkpoint_info
@@ -166,14 +167,7 @@ class Executor:
         self.store = store
 
     def run(self, job: Job, work: Any) -> dict[str, Any]:
-        if self.store.is_done(job):
-            logger.info("cached: %s (%s)", job.label, job.key)
-            return self.store.output(job)
-        logger.info("running: %s (%s)", job.label, job.key)
-        folder = self.store.work_folder(job)
-        output = work(folder)
-        self.store.complete(job, output)
-        return output
+        return self.store.run(job, work)  # cached, done by another process meanwhile, or done here under its lock
 
     def execute(self, plan: CategoryPlan, bar: tqdm) -> None:
         ctx, request, store = plan.context, self.request, self.store
@@ -195,16 +189,19 @@ class Executor:
                 once(generate_job, lambda work, n=name, f=fit_folder, s=seeds.generation: stages.generate(
                     ctx, n, f, s, request.device, work, request.progress))
                 set_folder = store.folder(generate_job) / "samples"
-                once(plan.fidelities[rep, name], lambda work, f=set_folder: stages.fidelity(
+                set_sha256 = store.output(generate_job)["set_sha256"]
+                once(plan.fidelities[rep, name], lambda work, f=set_folder, h=set_sha256: stages.fidelity(
                     ctx, f, ctx.protocol.fidelity_metrics, request.weights_dir, request.allow_download,
-                    request.device, work, request.progress))
+                    request.device, work, request.progress, expected_set_sha256=h))
             for (job_rep, name, detector), job in plan.detections.items():
                 if job_rep != rep:
                     continue
-                set_folder = store.folder(plan.generates[rep, name]) / "samples" if name else None
-                once(job, lambda work, d=detector, s=set_folder, j=job: stages.detect(
+                generated = plan.generates[rep, name] if name else None
+                set_folder = store.folder(generated) / "samples" if generated else None
+                set_sha256 = store.output(generated)["set_sha256"] if generated else None
+                once(job, lambda work, d=detector, s=set_folder, h=set_sha256, j=job: stages.detect(
                     ctx, d, j.params["config"], j.params["seed"], s, request.device, work, request.progress,
-                    request.keep_models))
+                    request.keep_models, expected_set_sha256=h))
 
 
 def _comparability(ctx: CategoryContext, fidelity: list[MetricResult]) -> tuple[bool, list[str]]:
@@ -318,17 +315,22 @@ def run_benchmark(request: RunRequest, protocol: Protocol) -> list[tuple[ResultR
             names.append(None)
         for name in names:
             record = assemble(request, plan, store, name, environment)
-            path = write_result(record, out / "results" / record.relative_path())
+            path = out / "results" / record.relative_path()
+            if write_result_once(record, path):
+                logger.info("wrote %s", path)
+            else:
+                logger.info("kept %s: an identical record (same content hash) is already there", path)
             if name:
                 _copy_grid(store.folder(plan.generates[0, name]) / "grid.png", path.with_suffix(".grid.png"))
             written.append((record, path))
-            logger.info("wrote %s", path)
     return written
 
 
 def _copy_grid(source: Path, target: Path) -> None:
     if source.is_file():
-        target.write_bytes(source.read_bytes())
+        with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, prefix=f".{target.name}.") as handle:
+            handle.write(source.read_bytes())
+        os.replace(handle.name, target)  # a concurrent run of the same command never sees half a grid
 
 
 def default_out() -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -150,5 +152,7 @@ def write_metric_plots(records: Sequence[ResultRecord], out_png: Path) -> Path |
                 f"{spread}", fontsize=7, color="dimgray")
     figure.tight_layout(rect=(0, 0.05, 1, 1))
     out_png.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out_png, dpi=90, metadata={"Software": None})
+    with tempfile.NamedTemporaryFile(dir=out_png.parent, delete=False, prefix=f".{out_png.name}.", suffix=".png") as handle:
+        figure.savefig(handle, format="png", dpi=90, metadata={"Software": None})
+    os.replace(handle.name, out_png)  # runs sharing an --out never see half a plot
     return out_png

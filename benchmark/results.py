@@ -308,6 +308,33 @@ def dump_result(record: ResultRecord) -> str:
     return json.dumps(record.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
 
 
+def write_result_once(record: ResultRecord, path: Path) -> bool:
+    """Write ``record`` unless ``path`` already holds one with the same content hash; True when written.
+
+    The file is created with an atomic link, so of two processes finishing the same run at once
+    exactly one writes it and the other finds the identical record; a record with other scores
+    (after ``--overwrite``) replaces it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, prefix=f".{path.name}.") as handle:
+        handle.write(dump_result(record))
+    try:
+        os.link(handle.name, path)  # fails when the file exists
+        return True
+    except FileExistsError:
+        try:
+            same = load_result(path).content_hash() == record.content_hash()
+        except (OSError, ValueError):
+            same = False
+        if same:
+            return False
+        os.replace(handle.name, path)
+        return True
+    finally:
+        Path(handle.name).unlink(missing_ok=True)
+
+
 def write_result(record: ResultRecord, path: Path) -> Path:
     """Atomic write: a reader never sees half a result."""
     path = Path(path)

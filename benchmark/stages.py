@@ -13,7 +13,7 @@ from benchmark.context import CategoryContext
 from benchmark.results import DetectorResult
 from synthesis import registry
 from synthesis.checkpoint import load_checkpoint, save_checkpoint
-from synthesis.generated_set import generate_set, load_samples, read_info
+from synthesis.generated_set import generate_set, load_samples, read_info, require_intact
 from synthesis.guard import forbid_reading
 
 
@@ -54,9 +54,11 @@ def generate(ctx: CategoryContext, name: str, fit_folder: Path, seed: int, devic
 
 
 def fidelity(ctx: CategoryContext, set_folder: Path, metric_ids: list[str], weights_dir: str | None,
-             allow_download: bool, device: str, work: Path, progress: bool) -> dict[str, Any]:
+             allow_download: bool, device: str, work: Path, progress: bool, *,
+             expected_set_sha256: str | None = None) -> dict[str, Any]:
     from benchmark.metrics import FidelityInputs, GeneratedItem, RealItem, WeightsResolver, compute_fidelity
 
+    require_intact(set_folder, expected_set_sha256)  # never score a set that differs from the one recorded
     generated: dict[str, list[Any]] = {}
     for sample, image, mask in load_samples(set_folder):
         generated.setdefault(sample.defect_type, []).append(GeneratedItem(image=image, mask=mask, caption=sample.caption))
@@ -75,10 +77,11 @@ def fidelity(ctx: CategoryContext, set_folder: Path, metric_ids: list[str], weig
     return {"metrics": [r.model_dump(mode="json") for r in results], "seconds": time.perf_counter() - started}
 
 
-def synthetic_set(ctx: CategoryContext, set_folder: Path):  # noqa: ANN201 -> SyntheticSet
-    """(clean source, anomalous, mask) triples of a generated set for the detectors."""
+def synthetic_set(ctx: CategoryContext, set_folder: Path, expected_sha256: str | None = None):  # noqa: ANN201 -> SyntheticSet
+    """(clean source, anomalous, mask) triples of a generated set for the detectors, once its files are verified."""
     from benchmark.detectors.base import SyntheticSet
 
+    require_intact(set_folder, expected_sha256)
     normals = {normal.image_id: normal.image for normal in ctx.train.normals}
     rows = load_samples(set_folder)
     return SyntheticSet(
@@ -89,13 +92,14 @@ def synthetic_set(ctx: CategoryContext, set_folder: Path):  # noqa: ANN201 -> Sy
 
 
 def detect(ctx: CategoryContext, detector_name: str, config: dict[str, Any], seed: int, set_folder: Path | None,
-           device: str, work: Path, progress: bool, keep_model: bool) -> dict[str, Any]:
+           device: str, work: Path, progress: bool, keep_model: bool, *,
+           expected_set_sha256: str | None = None) -> dict[str, Any]:
     from benchmark.detectors import create_detector
     from benchmark.evaluation import EVALUATION_SETTINGS, evaluate_detection
 
     detector = create_detector(detector_name, config, seed=seed, device=device)
     normals = np.stack([normal.image for normal in ctx.train.normals])
-    synthetic = synthetic_set(ctx, set_folder) if set_folder is not None else None
+    synthetic = synthetic_set(ctx, set_folder, expected_set_sha256) if set_folder is not None else None
     started = time.perf_counter()
     detector.fit(normals, synthetic, progress=progress)
     train_seconds = time.perf_counter() - started

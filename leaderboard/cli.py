@@ -10,13 +10,27 @@ import argparse
 import sys
 from pathlib import Path
 
-from leaderboard.layout import DEFAULT_ROOT, default_manifest, display
+from leaderboard.layout import DEFAULT_ROOT, RESULTS, default_manifest, display
+from mvtec_caption.output_folder import OutputKind
 
 
 def _manifest(args: argparse.Namespace) -> Path | None:
     if args.no_manifest:
         return None
     return Path(args.manifest) if args.manifest else default_manifest(Path(args.root))
+
+
+#: A folder ``submit`` and ``render`` write into: new, empty, or a leaderboard (it holds ``results/``).
+#: No marker is written: the repository's leaderboard folder is also a Python package.
+LEADERBOARD_OUTPUT = OutputKind("leaderboard", "root", layout=("*",), requires=(RESULTS,),
+                                what=f"a leaderboard folder (one holding {RESULTS}/)")
+
+
+def _check_root(args: argparse.Namespace) -> None:
+    """Refuse a --root that is no leaderboard folder (render would replace its README.md) or lies in or around data."""
+    from mvtec_caption.output_folder import check_output_folder, data_roots
+
+    check_output_folder(args.root, LEADERBOARD_OUTPUT, data_roots(), flag="--root")
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -40,6 +54,7 @@ def _validate(args: argparse.Namespace) -> int:
 def _submit(args: argparse.Namespace) -> int:
     from leaderboard.submit import submit
 
+    _check_root(args)
     report = submit(Path(args.result_dir), Path(args.root), replace=args.replace, manifest=_manifest(args),
                     dry_run=args.dry_run)
     for skipped in report.skipped:
@@ -65,6 +80,8 @@ def _render(args: argparse.Namespace) -> int:
     from leaderboard.validate import validate_tree
 
     root = Path(args.root)
+    if not args.check:
+        _check_root(args)
     try:
         outputs = render_outputs(validate_tree(root, _manifest(args)))
     except InvalidLeaderboardError as err:
@@ -128,5 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from mvtec_caption.output_folder import OutputFolderError
+
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except OutputFolderError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2

@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mvtec_caption.layout import SUBSETS
+from mvtec_caption.output_folder import OutputKind
 
 if TYPE_CHECKING:
     from mvtec_caption.loader import ResolvedDataset
+    from mvtec_caption.output_folder import DataRoot
     from mvtec_caption.schema import Problem
     from mvtec_caption.sources import CaptionSet
 
@@ -38,6 +40,14 @@ PARTIAL_COPY = (
     "like the LOCO juice_bottle copy without test/good and structural_anomalies) is reported as a "
     "WARNING, not an error: it exits 0 unless --strict is given."
 )
+
+
+#: What ``stats`` and ``export-schema`` write (see :mod:`mvtec_caption.output_folder`); the layouts let
+#: folders written before output markers existed be recognised.
+STATS_OUTPUT = OutputKind("mvtec_caption", "stats", requires=("stats.md",),
+                          layout=("summary.csv", "attributes.csv", "keywords.csv", "stats.md", "categories.png",
+                                  "attributes_*.png"))
+SCHEMA_OUTPUT = OutputKind("mvtec_caption", "export-schema", layout=("*.v[0-9]*.json",))
 
 
 class UsageError(ValueError):
@@ -98,14 +108,23 @@ def _resolve(args: argparse.Namespace, command: str, *, check_files: bool = Fals
                            check_files=check_files, progress=not args.no_progress, verify=not args.no_verify)
 
 
-def _outside(path: Path, root: Path | None, what: str) -> Path:
-    """Refuse to write ``path`` inside the dataset folder ``root``."""
-    path = Path(path).expanduser().resolve()
-    if root is not None:
-        root = Path(root).expanduser().resolve()
-        if path == root or root in path.parents:
-            raise UsageError(f"refusing to write {what} into the dataset folder ({path} is inside {root})")
-    return path
+def _data_roots(args: argparse.Namespace) -> list[DataRoot]:
+    """Data this command reads (arguments, environment, demo data): outputs are refused in and around it."""
+    from mvtec_caption.output_folder import data_roots
+
+    return data_roots([("--data-root", getattr(args, "data_root", None)),
+                       ("--caption-source", getattr(args, "caption_source", None))])
+
+
+def _is_manifest(path: Path) -> bool:
+    """An existing file ``--write-manifest`` may replace: a DatasetManifest it wrote before."""
+    from mvtec_caption.manifest import read_manifest
+
+    try:
+        read_manifest(path)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _relative(path: str | None, root: Path) -> str:
@@ -195,6 +214,12 @@ def _print_found(resolved: ResolvedDataset) -> None:
 
 
 def run_info(args: argparse.Namespace) -> int:
+    from mvtec_caption.output_folder import check_output_file
+
+    target = None
+    if args.write_manifest:
+        target = check_output_file(args.write_manifest, _data_roots(args), flag="--write-manifest",
+                                   is_own=_is_manifest, what="DatasetManifest JSON")
     datasets = _datasets(args)
     caption_set = _caption_set(args)
     _print_source(caption_set, datasets)
@@ -205,10 +230,9 @@ def run_info(args: argparse.Namespace) -> int:
         _print_found(resolved)
         _print_problems(resolved.scan.problems, resolved.root)
         status = EXIT_FAILED if args.strict and resolved.scan.problems else EXIT_OK
-    if args.write_manifest:
+    if target is not None:
         from mvtec_caption.manifest import build_manifest, write_manifest
 
-        target = _outside(args.write_manifest, args.data_root, "the manifest")
         write_manifest(build_manifest(caption_set, datasets, args.categories), target)
         print(f"\nwrote manifest {target}")
     return status
@@ -244,10 +268,14 @@ def _configure_validate(parser: argparse.ArgumentParser) -> None:
 
 
 def run_stats(args: argparse.Namespace) -> int:
+    from mvtec_caption.output_folder import check_output_folder, claim_output_folder
     from mvtec_caption.stats import write_stats
 
-    out = _outside(args.out, args.data_root, "statistics")
-    files = write_stats(_caption_set(args), out, _datasets(args), args.categories)
+    roots = _data_roots(args)
+    check_output_folder(args.out, STATS_OUTPUT, roots)
+    caption_set = _caption_set(args)
+    out = claim_output_folder(args.out, STATS_OUTPUT, roots)
+    files = write_stats(caption_set, out, _datasets(args), args.categories)
     print(f"wrote {len(files)} files into {out}:")
     for path in files:
         print(f"  {path.name}")
@@ -262,9 +290,11 @@ def _configure_stats(parser: argparse.ArgumentParser) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from mvtec_caption.export import export_dataset
+    from mvtec_caption.export import EXPORT_OUTPUT, export_dataset
     from mvtec_caption.loader import DatasetProblemsError
+    from mvtec_caption.output_folder import check_output_folder
 
+    check_output_folder(args.out, EXPORT_OUTPUT, _data_roots(args), reuse=False)  # before scanning the data
     resolved = _resolve(args, "export")
     problems = resolved.scan.problems
     _print_problems(problems, resolved.root)
@@ -293,7 +323,11 @@ def _configure_export(parser: argparse.ArgumentParser) -> None:
 def run_export_schema(args: argparse.Namespace) -> int:
     from mvtec_caption.schema_files import default_schema_dir, stale_schema_files, write_schema_files
 
+    from mvtec_caption.output_folder import check_output_folder
+
     directory = args.dir or default_schema_dir()
+    if not args.check:
+        check_output_folder(directory, SCHEMA_OUTPUT, _data_roots(args), flag="--dir")
     if args.check:
         stale = stale_schema_files(directory)
         for path in stale:

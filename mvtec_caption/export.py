@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from mvtec_caption.loader import HOMEPAGE, ResolvedDataset, dataset_dict_from, features
 from mvtec_caption.manifest import build_manifest, write_manifest
+from mvtec_caption.output_folder import OutputFolderError, OutputKind, check_output_folder, data_roots
 from mvtec_caption.records import write_records
 
 
@@ -198,20 +199,29 @@ def _readme(resolved: ResolvedDataset, fmt: str, patterns: dict[str, str], rows:
     return "---\n" + yaml.safe_dump(card, sort_keys=False, allow_unicode=True) + "---\n\n" + body
 
 
-def _check_destination(out: Path, root: Path) -> Path:
-    out, root = Path(out).expanduser().resolve(), Path(root).resolve()
-    if out == root or root in out.parents:
-        raise ExportError(f"refusing to export into the dataset folder itself ({out} is inside {root}); choose --out elsewhere")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ExportError(f"{out} already exists and is not an empty folder; choose a new --out")
-    return out
+#: An export folder: always new or empty (it is assembled beside and moved into place).
+EXPORT_OUTPUT = OutputKind("mvtec_caption", "export")
+
+
+def _check_destination(out: Path, resolved: ResolvedDataset) -> Path:
+    """Refuse ``out`` in or around any data in effect (this dataset, the environment's, the demo data) or not empty."""
+    roots = data_roots([("the exported dataset", resolved.root), ("the caption source", _caption_location(resolved))])
+    try:
+        return check_output_folder(out, EXPORT_OUTPUT, roots, reuse=False)
+    except OutputFolderError as err:
+        raise ExportError(str(err)) from None
+
+
+def _caption_location(resolved: ResolvedDataset) -> Path | None:
+    location = Path(resolved.caption_set.info.location)
+    return location if location.exists() else None
 
 
 def export_dataset(resolved: ResolvedDataset, out: Path, fmt: str, *, progress: bool = True) -> ExportResult:
     """Write ``resolved`` to ``out`` in format ``fmt`` (a key of :data:`EXPORTERS`)."""
     if fmt not in EXPORTERS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of: {', '.join(EXPORTERS)}")
-    out = _check_destination(out, resolved.root)
+    out = _check_destination(out, resolved)
     splits = dataset_dict_from(resolved)
     rows = {split: len(dataset) for split, dataset in splits.items()}
     out.parent.mkdir(parents=True, exist_ok=True)

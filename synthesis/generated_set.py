@@ -18,7 +18,7 @@ import hashlib
 import io
 import json
 import os
-import shutil
+import re
 import tempfile
 import time
 from collections.abc import Sequence
@@ -35,6 +35,10 @@ from synthesis.guard import forbid_reading
 from synthesis.plan import Planner
 
 SET_SCHEMA_VERSION = 1
+#: Most images per defect type one request may ask for: ten times the paper's budget (1,000). The plan
+#: holds every sample's mask in memory (10,000 x 256 x 256 bytes = 0.66 GB per defect type), so a larger
+#: request would exhaust memory before the first image is written.
+MAX_PER_DEFECT = 10_000
 MANIFEST = "manifest.jsonl"
 INFO = "generation.json"
 PARTIAL = "generation.partial.json"
@@ -105,9 +109,27 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(handle.name, path)
 
 
-def _clear(folder: Path) -> None:
-    shutil.rmtree(folder)
-    folder.mkdir(parents=True)
+#: Names :func:`generate_set` writes inside a defect folder (images, masks, and atomic-write temporaries).
+_SAMPLE_FILE = re.compile(r"^\.?\d{4,}(_mask)?\.png(\..+)?$")
+#: Names it writes at the top of the set folder.
+_SET_FILE = re.compile(rf"^\.?({re.escape(MANIFEST)}|{re.escape(INFO)}|{re.escape(PARTIAL)})(\..+)?$")
+
+
+def _remove_set(folder: Path) -> None:
+    """Delete the files a generated set consists of, and nothing else.
+
+    Only names :func:`generate_set` writes are removed (by pattern, never by trusting the
+    manifest's paths), then defect folders left empty; anything a user put beside them stays.
+    """
+    for entry in folder.iterdir():
+        if entry.is_file() and _SET_FILE.match(entry.name):
+            entry.unlink()
+        elif entry.is_dir() and not entry.is_symlink():
+            for item in entry.iterdir():
+                if item.is_file() and _SAMPLE_FILE.match(item.name):
+                    item.unlink()
+            if not any(entry.iterdir()):
+                entry.rmdir()
 
 
 def set_hash(samples: Sequence[GeneratedSample]) -> str:
@@ -154,6 +176,39 @@ def verify_set(folder: Path) -> list[str]:
     return problems
 
 
+def _read_partial(path: Path) -> Any:
+    """The identity an interrupted generation recorded; None when unreadable (then it cannot be resumed)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+class GeneratedSetError(ValueError):
+    """A generated set on disk differs from what was generated; it must not be scored."""
+
+
+def require_intact(folder: Path, expected_sha256: str | None = None) -> GeneratedSetInfo:
+    """Check a set's files against its manifest and hash (and ``expected_sha256``, the hash recorded
+    when it was made) before anyone scores it; a mismatch names the set and how to redo it."""
+    folder = Path(folder)
+    try:
+        info = read_info(folder)
+        problems = verify_set(folder)
+    except (OSError, ValueError) as err:
+        raise GeneratedSetError(f"generated set {folder} cannot be read ({err}); it is not scored. "
+                                "Redo it with --overwrite") from err
+    if expected_sha256 is not None and info.set_sha256 != expected_sha256:
+        problems.append(f"its hash {info.set_sha256[:12]} is not the recorded {expected_sha256[:12]}")
+    if problems:
+        shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+        raise GeneratedSetError(
+            f"generated set {folder} ({info.synthesizer.name} on {info.dataset}/{info.category}, set "
+            f"{(expected_sha256 or info.set_sha256)[:12]}) was changed after generation: {shown}. It is not scored; "
+            "redo it with --overwrite")
+    return info
+
+
 def _valid_existing(folder: Path) -> dict[tuple[str, int], GeneratedSample]:
     kept = {}
     for sample in read_manifest(folder):
@@ -189,6 +244,12 @@ def generate_set(
     """Plan, synthesize and write a generated set (resuming a partial one in ``out``)."""
     from synthesis.checkpoint import package_version
 
+    if not 1 <= n_per_defect <= MAX_PER_DEFECT:
+        raise ValueError(f"n_per_defect={n_per_defect}: between 1 and {MAX_PER_DEFECT:,} images per defect type")
+    if seed < 0:
+        raise ValueError(f"seed={seed}: seeds are non-negative")
+    if caption is not None and not caption.strip():
+        raise ValueError("the caption is empty: give its text, or none to use the training captions")
     synthesizer.require_fit(train)
     out = Path(out)
     types = list(defect_types) if defect_types else train.defect_types
@@ -208,17 +269,16 @@ def generate_set(
                 return info  # already generated: nothing to do
             if not overwrite:
                 raise FileExistsError(f"{out} holds a different generated set; use overwrite=True (--overwrite) or another folder")
-            _clear(out)
+            _remove_set(out)
         elif partial.is_file():
-            if json.loads(partial.read_text()) != identity:
+            if _read_partial(partial) != identity:
                 if not overwrite:
                     raise FileExistsError(f"{out} holds a partial set made with other settings; use overwrite=True (--overwrite)")
-                _clear(out)
+                _remove_set(out)
             # else: same request interrupted earlier, resume below
-        elif not overwrite:
-            raise FileExistsError(f"{out} is not empty and holds no generated set; refusing to write into it")
         else:
-            _clear(out)
+            raise FileExistsError(f"{out} is not empty and holds no generated set; refusing to write into it "
+                                  "(--overwrite replaces only a generated set)")
     out.mkdir(parents=True, exist_ok=True)
     partial.write_text(json.dumps(identity, sort_keys=True))
 

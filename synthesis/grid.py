@@ -11,6 +11,21 @@ from synthesis.contract import TrainSplit
 from synthesis.generated_set import load_samples, read_info
 
 
+#: PNG ``Software`` text of every grid, so a later ``grid --out`` recognises a file it may replace.
+GRID_SOFTWARE = "mvtec-caption-bench synthesis grid"
+
+
+def is_grid_png(path: Path) -> bool:
+    """Whether ``path`` is a grid PNG written by :func:`write_grid`."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.format == "PNG" and image.info.get("Software") == GRID_SOFTWARE
+    except (OSError, ValueError):
+        return False
+
+
 def _overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     out = image.astype(np.float32).copy()
     out[mask] = 0.45 * out[mask] + 0.55 * np.array([255, 0, 0], dtype=np.float32)
@@ -55,6 +70,6 @@ def write_grid(set_folder: Path, out_png: Path, train: TrainSplit | None = None,
     figure.tight_layout(rect=(0, 0.02, 1, 1))
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out_png, dpi=90, metadata={"Software": None})
+    figure.savefig(out_png, dpi=90, metadata={"Software": GRID_SOFTWARE})
     plt.close(figure)
     return out_png

@@ -31,6 +31,8 @@ class Planner:
             raise ValueError(f"{train.category}: the training split has no normal images to synthesize on")
         self.train = train
         self.user_masks = list(user_masks or [])
+        if caption is not None and not caption.strip():
+            raise ValueError("the caption is empty: give its text, or none to use the training captions")
         self.caption = caption
         self._foreground = lru_cache(maxsize=None)(self._foreground_of)
 
@@ -62,8 +64,8 @@ class Planner:
                 SampleSpec(
                     defect_type=defect_type,
                     index=index,
-                    caption=self.caption or source_caption,
-                    caption_origin="user" if self.caption else "train",
+                    caption=source_caption if self.caption is None else self.caption,
+                    caption_origin="train" if self.caption is None else "user",
                     normal_id=normal.image_id,
                     mask=np.asarray(mask, dtype=bool),
                     mask_origin=mask_origin,

@@ -113,7 +113,8 @@ def test_stats_writes_figures_and_tables(tmp_path: Path, demo_root: Path) -> Non
     run = run_cli("stats", "--subset", "demo", "--out", out)
     assert run.code == 0, run.err
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["attributes.csv", "attributes_demo.png", "categories.png", "keywords.csv", "stats.md", "summary.csv"]
+    assert names == [".mvtec-caption-bench.json", "attributes.csv", "attributes_demo.png", "categories.png", "keywords.csv",
+                     "stats.md", "summary.csv"]  # the marker lets a later `stats --out` recognise its own folder
     for png in out.glob("*.png"):
         with Image.open(png) as image:
             assert image.format == "PNG" and image.size[0] > 500

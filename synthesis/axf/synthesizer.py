@@ -26,6 +26,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from synthesis.contract import SampleSpec, SynthesisOutput, Synthesizer, TrainSplit, canonical_hash
+from synthesis.state_files import CheckpointError, read_arrays, read_json
 
 WEIGHTS = "weights.pt"
 STORE = "anomalies.npz"
@@ -432,10 +433,12 @@ class AXFSynthesizer(Synthesizer):
 
     def load_state(self, folder: Path) -> None:
         folder = Path(folder)
-        meta = json.loads((folder / META).read_text())
-        with np.load(folder / STORE) as arrays:
-            self.store = {"images": arrays["images"], "masks": arrays["masks"], "defect_index": arrays["defect_index"],
-                          **{k: meta[k] for k in ("captions", "image_ids", "defect_types")}}
+        meta = read_json(folder / META)
+        if not isinstance(meta, dict) or not {"captions", "image_ids", "defect_types", "text_dim", "image_dim"} <= set(meta):
+            raise CheckpointError(f"{folder / META} is not the metadata of an AXF checkpoint")
+        arrays = read_arrays(folder / STORE, required=("images", "masks", "defect_index"))
+        self.store = {"images": arrays["images"], "masks": arrays["masks"], "defect_index": arrays["defect_index"],
+                      **{k: meta[k] for k in ("captions", "image_ids", "defect_types")}}
         self._text_cache.clear()
         self._image_cache.clear()
         self._build(len(meta["defect_types"]), meta["text_dim"], meta["image_dim"], None)

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from synthesis.baselines._imaging import bbox, feather_alpha, resize, ring_mean
 from synthesis.contract import FitReport, SampleSpec, SynthesisOutput, Synthesizer, TrainSplit
+from synthesis.state_files import read_arrays, require_arrays
 
 STATE_FILE = "crops.npz"
 SCALE_ROUNDING = 0.005  # mask_origin prints the scale with two decimals
@@ -196,7 +197,9 @@ class CropPasteSynthesizer(Synthesizer):
         np.savez_compressed(Path(folder) / STATE_FILE, **arrays)
 
     def load_state(self, folder: Path) -> None:
-        with np.load(Path(folder) / STATE_FILE, allow_pickle=False) as state:
-            keys = [str(k) for k in state["keys"]]
-            self.crops = {k: Crop(k, state[f"image_{i}"], state[f"mask_{i}"].astype(bool), state["rings"][i])
-                          for i, k in enumerate(keys)}
+        path = Path(folder) / STATE_FILE
+        state = read_arrays(path, required=("keys", "rings"))
+        keys = [str(k) for k in state["keys"]]
+        require_arrays(path, state, [name for i in range(len(keys)) for name in (f"image_{i}", f"mask_{i}")])
+        self.crops = {k: Crop(k, state[f"image_{i}"], state[f"mask_{i}"].astype(bool), state["rings"][i])
+                      for i, k in enumerate(keys)}

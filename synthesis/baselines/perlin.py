@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from synthesis.baselines._imaging import foreground
 from synthesis.baselines.textures import augment_texture, pool_from_folder, pool_from_normals
 from synthesis.contract import FitReport, SampleSpec, SynthesisOutput, Synthesizer, TrainSplit
+from synthesis.state_files import read_arrays
 
 STATE_FILE = "textures.npz"
 
@@ -156,6 +157,6 @@ class PerlinSynthesizer(Synthesizer):
         np.savez(Path(folder) / STATE_FILE, textures=self.textures, names=np.array(self.texture_names))
 
     def load_state(self, folder: Path) -> None:
-        with np.load(Path(folder) / STATE_FILE, allow_pickle=False) as state:
-            self.textures = state["textures"]
-            self.texture_names = [str(n) for n in state["names"]]
+        state = read_arrays(Path(folder) / STATE_FILE, required=("textures", "names"))
+        self.textures = state["textures"]
+        self.texture_names = [str(n) for n in state["names"]]
