@@ -254,3 +254,17 @@ def test_a_write_that_fails_midway_rolls_back_only_what_the_submission_wrote(tmp
     assert not (root / "results" / "perlin").exists()  # folders it created are gone too
     (root / "results" / "unrelated.txt").unlink()
     assert validate_tree(root).ok
+
+
+@pytest.mark.parametrize("content", [b"", b'{"name": "axf",', b'{"name": "\xe9"}', b"[]"])
+def test_a_corrupt_existing_meta_is_named_not_a_traceback(tmp_path: Path, content: bytes, capsys) -> None:
+    root = populate(make_board(tmp_path), tmp_path, RECORDS)
+    meta = root / "results" / "axf" / "1" / "meta.json"
+    meta.write_bytes(content)
+    before = tree(root)
+    assert main(["submit", str(write_run(tmp_path / "more", [make_record("axf", "1", "hazelnut")])), "--root", str(root)]) == 1
+    err = capsys.readouterr().err
+    assert f"{meta}: [schema] existing meta.json is invalid" in err and "Traceback" not in err
+    assert tree(root) == before
+    assert main(["render", "--root", str(root)]) == 1
+    assert "axf/1/meta.json: [valid-json]" in capsys.readouterr().err

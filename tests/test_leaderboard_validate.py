@@ -263,6 +263,20 @@ def _json_array(root: Path) -> None:
     (results(root) / AXF_BOTTLE.replace("bottle.json", "cable.json")).write_text("[1, 2]")
 
 
+def _latin1_result(root: Path) -> None:
+    text = dump_result(make_record("axf", "1", "cable")).replace("test cpu", "caf\u00e9 cpu")
+    (results(root) / AXF_BOTTLE.replace("bottle.json", "cable.json")).write_bytes(text.encode("latin-1"))
+
+
+def _broken_meta(root: Path) -> None:
+    path = results(root) / "axf" / "1" / "meta.json"
+    path.write_text(path.read_text()[:40])
+
+
+def _empty_meta(root: Path) -> None:
+    (results(root) / "axf" / "1" / "meta.json").write_bytes(b"")
+
+
 def _hidden_file(root: Path) -> None:
     (results(root) / "axf" / "1" / "mvtec-caption-cpu--v1" / "mvtec_ad" / ".cable.json").write_text("{}")
 
@@ -357,6 +371,9 @@ INVALID: dict[str, tuple[Callable[[Path], None], str, str, str]] = {
     "image file": (_image, "json-only", "bottle.grid.png", "is not a JSON file"),
     "broken JSON": (_broken_json, "valid-json", "cable.json", "is not valid JSON"),
     "JSON array": (_json_array, "valid-json", "cable.json", "expected an object"),
+    "non-UTF-8 result": (_latin1_result, "valid-json", "cable.json", "is not UTF-8 text (invalid continuation byte"),
+    "broken meta.json": (_broken_meta, "valid-json", "axf/1/meta.json", "is not valid JSON"),
+    "empty meta.json": (_empty_meta, "valid-json", "axf/1/meta.json", "is not valid JSON"),
     "hidden file": (_hidden_file, "safe-names", ".cable.json", "unsafe path component(s) ['.cable']"),
     "misplaced JSON": (_misplaced_json, "layout", "summary.json", "is not where the layout puts a file"),
     "schema violation": (_schema_violation, "schema", "bottle.json", "detectors: Field required"),
