@@ -220,9 +220,12 @@ def main(argv: list[str] | None = None) -> int:
 
     # Deprecation chatter from anomalib's own imports of timm/dinov2 says nothing about the run.
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"(timm|anomalib)\..*")
+    from mvtec_caption.loader import DatasetProblemsError
+    from mvtec_caption.sources import CaptionSourceError
+
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (ValueError, KeyError, FileNotFoundError, FileExistsError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError, CaptionSourceError, DatasetProblemsError) as err:
+        print(f"error: {err}", file=sys.stderr)  # the data layer's user errors (captions, data root) name the file
         return 2

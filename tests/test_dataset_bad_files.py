@@ -191,3 +191,16 @@ def test_a_non_utf8_records_file_is_named(tmp_path: Path) -> None:
     path.write_bytes(b'{"caption": "\xe9"}\n')
     with pytest.raises(RecordsFileError, match=f"{path}: not UTF-8 text"):
         read_records(path)
+
+
+def test_a_non_utf8_captions_file_is_a_clear_error_in_a_benchmark_run(tiny: tuple[Path, Path], tmp_path: Path,
+                                                                      capsys) -> None:
+    from benchmark.cli import main
+
+    root, captions = tiny
+    latin1 = tmp_path / "latin1.json"
+    latin1.write_bytes(captions.read_text(encoding="utf-8").replace("A red scratch.", "A rouge éraflure.").encode("latin-1"))
+    code = main(["run", "--synth", "croppaste", "--dataset", "mvtec_ad", "--data-root", str(root), "--categories", "widget",
+                 "--caption-source", str(latin1), "--out", str(tmp_path / "run"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.strip().splitlines()[-1].startswith(f"error: {latin1}: the captions JSON is not UTF-8 text")
