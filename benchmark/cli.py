@@ -179,15 +179,25 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_table(args: argparse.Namespace) -> int:
     """Print the table of every result record below a folder (terminal text or Markdown)."""
     from benchmark.report import format_markdown, format_table
-    from benchmark.results import load_result
+    from benchmark.results import ResultFileError, load_result
 
     paths = sorted(Path(args.results).rglob("*.json"))
-    records = [load_result(path) for path in paths if path.name != "meta.json"]
-    if not records:
+    records, unreadable = [], []
+    for path in paths:
+        if path.name == "meta.json":
+            continue
+        try:
+            records.append(load_result(path))
+        except ResultFileError as err:  # list the others, name every bad one, exit 2
+            unreadable.append(str(err))
+    if records:
+        records.sort(key=lambda r: (r.protocol.id, r.dataset.name, r.dataset.category, r.synthesizer_name))
+        print(format_markdown(records) if args.markdown else format_table(records))
+    for message in unreadable:
+        print(f"error: {message}", file=sys.stderr)
+    if not records and not unreadable:
         raise FileNotFoundError(f"no result records below {args.results}")
-    records.sort(key=lambda r: (r.protocol.id, r.dataset.name, r.dataset.category, r.synthesizer_name))
-    print(format_markdown(records) if args.markdown else format_table(records))
-    return 0
+    return 2 if unreadable else 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -292,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except (ValueError, KeyError, FileNotFoundError, FileExistsError, CaptionSourceError, DatasetProblemsError) as err:
-        # ValueError covers OutputFolderError, CheckpointError and GeneratedSetError: all name their file
+        # ValueError covers OutputFolderError, CheckpointError, GeneratedSetError and ResultFileError; these and the
+        # data layer's user errors (captions, data root) all name their file
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -11,8 +11,12 @@ import numpy as np
 
 from benchmark.protocols import Protocol
 from benchmark.split import ProtocolSplit, load_items, make_split, train_view
+from mvtec_caption.scan import UnreadableImageError
 from synthesis.contract import TrainSplit
 from synthesis.guard import test_data_paths
+
+
+UNREADABLE = ("unreadable_image", "unreadable_mask")
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,10 @@ def load_category(protocol: Protocol, subset: str, category: str, data_root: str
     from mvtec_caption.loader import resolve_dataset
 
     resolved = resolve_dataset(subset, data_root, [category], caption_source=caption_source, progress=False)
+    unreadable = [f"{p.path} ({p.detail})" for p in resolved.scan.problems if p.kind in UNREADABLE]
+    if unreadable:  # skipping them would test on fewer images than the copy holds, without saying so
+        raise UnreadableImageError(f"{category}: {len(unreadable)} image or mask file(s) cannot be read: "
+                                   f"{'; '.join(unreadable)}")
     data = load_dataset("mvtec_caption", subset=subset, data_root=resolved.root, categories=[category],
                         caption_source=caption_source, progress=False)
     split = make_split(data, category, protocol.id, protocol.image_size)

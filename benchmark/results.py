@@ -11,16 +11,18 @@ repetitions (mean, standard deviation, 95 % interval; method in ``uncertainty``,
 
 from __future__ import annotations
 
-import json
+import math
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from benchmark import strict_json
 from benchmark.statistics import CONFIDENCE, INTERVAL_DESCRIPTION, INTERVAL_METHOD, Summary, summarize
-from mvtec_caption.migrations import Migrations
+from mvtec_caption.migrations import Migrations, SchemaVersionError
 from synthesis.contract import FitReport, SynthesizerMeta, canonical_hash
 
 RESULT_SCHEMA_VERSION = 3
@@ -29,6 +31,38 @@ NO_SYNTHESIS = "no-synthesis"
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class ScoreRange:
+    """The values a score can take by its definition; anything else is a bug or a forgery.
+
+    Each metric declares its range where it is defined (detection scores below, fidelity metrics
+    in their ``MetricSpec``), so the leaderboard checks every number against what the metric
+    *can* produce instead of keeping its own list. ``TOLERANCE`` absorbs float rounding of the
+    implementations (an AUROC summed in float32 may end a few ulps above 1).
+    """
+
+    low: float
+    high: float  # math.inf when the definition gives no upper bound
+    why: str
+    TOLERANCE: ClassVar[float] = 1e-6
+
+    def text(self) -> str:
+        high = "inf" if math.isinf(self.high) else f"{self.high:g}"
+        return f"[{self.low:g}, {high}]"
+
+    def problem(self, value: float) -> str | None:
+        """Why ``value`` cannot be a value of this score (None when it can)."""
+        if not math.isfinite(value):
+            return f"{value} is not a finite number"
+        if value < self.low - self.TOLERANCE or value > self.high + self.TOLERANCE:
+            return f"{value} is outside {self.text()} ({self.why})"
+        return None
+
+
+#: Every detection score (AUROC, AP, F1-max, AU-PRO normalised by its FPR limit) is in [0, 1].
+UNIT_INTERVAL = ScoreRange(0.0, 1.0, "an area under a curve, a precision or an F1 score, normalised to [0, 1]")
 
 
 class WeightsRef(_Model):
@@ -53,6 +87,10 @@ class MetricResult(_Model):
 
 
 class DetectionScores(_Model):
+    """The detection scores of one set of test images (see :mod:`benchmark.evaluation`); None: single class."""
+
+    RANGE: ClassVar[ScoreRange] = UNIT_INTERVAL
+
     image_auroc: float | None = None
     image_ap: float | None = None
     image_f1max: float | None = None
@@ -299,13 +337,38 @@ def _result_v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+class ResultFileError(ValueError):
+    """A result file that cannot be read as a result record; the message names the file."""
+
+
 def load_result(path: Path) -> ResultRecord:
-    data = json.loads(Path(path).read_text())
-    return ResultRecord.model_validate(result_migrations.upgrade(data))
+    """Read one record (older schema versions upgraded); any problem is a :class:`ResultFileError` naming the file."""
+    path = Path(path)
+    try:
+        data = strict_json.loads(path.read_bytes())
+    except OSError as err:
+        raise ResultFileError(f"{path}: cannot read it ({err.strerror or err})") from err
+    except UnicodeDecodeError as err:
+        raise ResultFileError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
+    except ValueError as err:  # JSONDecodeError, NonFiniteNumberError
+        raise ResultFileError(f"{path}: not a valid JSON result record ({err})") from err
+    if not isinstance(data, dict):
+        raise ResultFileError(f"{path}: holds a JSON {type(data).__name__}, expected a result record (an object)")
+    try:
+        return ResultRecord.model_validate(result_migrations.upgrade(data))
+    except SchemaVersionError as err:
+        raise ResultFileError(f"{path}: {err}") from err
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in err.errors()[:5])
+        raise ResultFileError(f"{path}: does not match the result schema ({problems})") from err
 
 
 def dump_result(record: ResultRecord) -> str:
-    return json.dumps(record.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+    """Standard JSON only: a non-finite number is an error naming where it is, never a NaN token."""
+    try:
+        return strict_json.dumps(record.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+    except strict_json.NonFiniteNumberError as err:
+        raise strict_json.NonFiniteNumberError(f"result {record.relative_path()} {err}") from err
 
 
 def write_result_once(record: ResultRecord, path: Path) -> bool:

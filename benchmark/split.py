@@ -12,11 +12,14 @@ Good test images come from ``test/good``. When a copy lacks them (the shared LOC
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from mvtec_caption.layout import mask_pixels
+from mvtec_caption.scan import UnreadableImageError, readable_size
 from synthesis.contract import FewShotAnomaly, NormalImage, TrainSplit
 
 
@@ -106,16 +109,41 @@ def _rgb(image: Image.Image, size: int) -> np.ndarray:
     return np.asarray(image.convert("RGB").resize((size, size), Image.BICUBIC))
 
 
-def _binary(mask: Image.Image, size: int) -> np.ndarray:
-    return np.asarray(mask.convert("L").resize((size, size), Image.NEAREST)) > 0
+def _binary(mask: Image.Image, size: int, source: str | None) -> np.ndarray:
+    """The dataset's mask rule (anomalous above half the file's maximum) at full size, then resized."""
+    binary = mask_pixels(mask, source)
+    return np.asarray(Image.fromarray(binary.astype(np.uint8) * 255).resize((size, size), Image.NEAREST)) > 0
+
+
+def _files_of(dataset: Any, row: int) -> list[str]:
+    """The image and mask files behind one row (without decoding them)."""
+    from datasets import Image as ImageFeature
+
+    raw = dataset.select_columns(["image", "mask"]).cast_column("image", ImageFeature(decode=False))
+    raw = raw.cast_column("mask", ImageFeature(decode=False))[row]
+    return [entry["path"] for entry in (raw["image"], raw["mask"]) if entry.get("path")]
+
+
+def _decode_error(dataset: Any, item: SplitItem, err: Exception) -> UnreadableImageError:
+    """Name the file that failed: ``datasets`` and PIL errors do not say which one it was."""
+    files = _files_of(dataset, item.row)
+    bad = [f"{path} ({reason})" for path in files if isinstance(reason := readable_size(Path(path)), str)]
+    named = "; ".join(bad) or f"{' or '.join(files) or item.image_id} ({type(err).__name__}: {err})"
+    return UnreadableImageError(f"cannot decode {named}; `python -m mvtec_caption validate` lists every unreadable "
+                                "file of the data root")
 
 
 def load_items(dataset_dict: Any, items: tuple[SplitItem, ...], size: int) -> list[tuple[SplitItem, np.ndarray, np.ndarray, str | None]]:
-    """Decode items as (item, image HxWx3 uint8, mask HxW bool, caption) at ``size``."""
+    """Decode items as (item, image HxWx3 uint8, mask HxW bool, caption) at ``size``; a broken file is named."""
     rows = []
     for item in items:
-        row = dataset_dict[item.source_split][item.row]
-        rows.append((item, _rgb(row["image"], size), _binary(row["mask"], size), row["caption"]))
+        dataset = dataset_dict[item.source_split]
+        try:
+            row = dataset[item.row]
+            source = (row["mask_paths"] or [row["image_path"]])[0]
+            rows.append((item, _rgb(row["image"], size), _binary(row["mask"], size, source), row["caption"]))
+        except OSError as err:  # PIL's UnidentifiedImageError and "image file is truncated" are OSErrors
+            raise _decode_error(dataset, item, err) from err
     return rows
 
 

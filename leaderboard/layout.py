@@ -25,7 +25,8 @@ KEEP_FILES = frozenset({".gitkeep"})
 #: No result record comes near this; a bigger file is a mistake (images, logs, dumps) or abuse.
 MAX_FILE_BYTES = 1024 * 1024
 #: One path component: no separators, no ``..``, no hidden names, nothing a shell or URL mangles.
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+#: Always matched in full (``fullmatch``): with ``match`` and ``$``, "bottle\n" would pass.
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def default_manifest(root: Path) -> Path:
@@ -38,7 +39,7 @@ def results_dir(root: Path) -> Path:
 
 
 def is_safe_name(name: str) -> bool:
-    return bool(SAFE_NAME.match(name)) and ".." not in name
+    return bool(SAFE_NAME.fullmatch(name)) and ".." not in name
 
 
 @dataclass(frozen=True)

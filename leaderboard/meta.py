@@ -9,12 +9,12 @@ filled and checks the flags agree with every record in the folder.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from benchmark import strict_json
 from benchmark.results import NO_SYNTHESIS, ResultRecord
 from mvtec_caption.migrations import Migrations
 
@@ -118,9 +118,9 @@ def parse_meta(data: Any) -> SynthesizerVersionMeta:
 
 
 def load_meta(path: Path) -> SynthesizerVersionMeta:
-    return parse_meta(json.loads(Path(path).read_text(encoding="utf-8")))
+    return parse_meta(strict_json.loads(Path(path).read_text(encoding="utf-8")))
 
 
 def dump_meta(meta: SynthesizerVersionMeta) -> str:
-    """Fields in model order (reads top to bottom like a form), two-space indent, trailing newline."""
-    return json.dumps(meta.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
+    """Fields in model order (reads top to bottom like a form), two-space indent, trailing newline; standard JSON."""
+    return strict_json.dumps(meta.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"

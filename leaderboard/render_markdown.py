@@ -7,6 +7,8 @@ committed README is current.
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Sequence
 
 import pandas as pd
@@ -53,15 +55,28 @@ HOW_TO_SUBMIT = """\
    rewrite this README, `index.html` and `plots/`; commit them with the results."""
 
 
-def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+#: Characters that start Markdown constructs inline: escapes, code, emphasis, links and images, table
+#: cells, strikethrough. ``<``, ``>`` and ``&`` are HTML-escaped instead (raw HTML, autolinks, entities).
+_MARKDOWN_ACTIVE = re.compile(r"([\\`*_\[\]|~])")
+
+
+def md_text(value: object) -> str:
+    """Any text from a record or meta.json, made inert in Markdown as :func:`html.escape` makes it in HTML.
+
+    One line (a line break would end a list item or a table row and could start a heading or an
+    HTML block), HTML-escaped (no ``<script>``, no ``<img onerror=...>``) and every character that
+    starts a Markdown construct backslash-escaped (no links, images or extra table cells). GitHub
+    renders the escaped text exactly as written.
+    """
+    text = html.escape(" ".join(str(value).split()), quote=False)
+    return _MARKDOWN_ACTIVE.sub(r"\\\1", text)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], align_right_from: int = 1) -> str:
     """A GitHub Markdown table; columns from ``align_right_from`` on are right-aligned (numbers)."""
-    lines = ["| " + " | ".join(_cell(h) for h in headers) + " |",
+    lines = ["| " + " | ".join(md_text(h) for h in headers) + " |",
              "|" + "|".join("---:" if i >= align_right_from else "---" for i in range(len(headers))) + "|"]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(md_text(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -138,7 +153,7 @@ def _per_category(section: Section) -> list[str]:
         rows = [row for row in section.rows if any(column.value(r) is not None for r in row.records)]
         if rows:
             frame = per_category_display(section, rows, column) if section.repeated else per_category_frame(section, rows, column)
-            parts += [f"**{header}**", "", frame_table(frame), ""]
+            parts += [f"**{md_text(header)}**", "", frame_table(frame), ""]
     parts += ["</details>", ""]
     return parts
 
@@ -148,7 +163,8 @@ def _provenance(section: Section) -> list[str]:
     labels = {"protocol": "Protocol", "detectors": "Detectors", "seeds": "Seeds", "repetitions": "Repetitions",
               "weights": "Weights",
               "packages": "Packages (from the records)", "hardware": "Hardware"}
-    return [f"- **{labels[key]}:** {'; '.join(values) if values else MISSING}" for key, values in info.items()] + [""]
+    return [f"- **{labels[key]}:** {'; '.join(map(md_text, values)) if values else MISSING}"
+            for key, values in info.items()] + [""]
 
 
 def render_section(section: Section, plots: Sequence[Plot]) -> list[str]:
@@ -156,7 +172,7 @@ def render_section(section: Section, plots: Sequence[Plot]) -> list[str]:
     other = [row for row in section.rows if not row.comparable]
     parts = [f'<a id="{section.anchor}"></a>', "", f"## {section.title}", "",
              f"*{section.protocol.title}.* {section.protocol.description}", "",
-             f"Categories: {', '.join(section.categories)}.", ""]
+             f"Categories: {', '.join(map(md_text, section.categories))}.", ""]
     parts += ["### How it was made", "", "Every table and plot of this section comes from these records:", ""]
     parts += _provenance(section)
     parts += ["### Comparable results", ""]
@@ -165,13 +181,13 @@ def render_section(section: Section, plots: Sequence[Plot]) -> list[str]:
         parts += [f"### Not comparable with published values {NOT_COMPARABLE_MARK}", "",
                   f"Rows marked {NOT_COMPARABLE_MARK} deviate from the standard metrics (see the reasons); "
                   "compare them only with each other.", ""]
-        parts += [f"- {note} ({', '.join(labels)})" for note, labels in grouped_notes(other)] + [""]
+        parts += [f"- {md_text(note)} ({', '.join(map(md_text, labels))})" for note, labels in grouped_notes(other)] + [""]
         parts += _means_tables(section, other)
     parts += ["### Per category", ""] + _per_category(section)
     if plots:
         parts += ["### Plots", ""]
         for plot in plots:
-            parts += [f"![{plot.title}]({plot.path})", "", f"*{plot.title}.* {plot.caption}", ""]
+            parts += [f"![{md_text(plot.title)}]({plot.path})", "", f"*{md_text(plot.title)}.* {md_text(plot.caption)}", ""]
     return parts
 
 

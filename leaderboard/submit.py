@@ -1,10 +1,13 @@
 """``submit RESULT_DIR``: check a run's result records and copy them into the leaderboard layout.
 
-All or nothing: every record is checked by the same record rules CI runs (:mod:`leaderboard.validate`)
-before a single file is written, a different result already in place is never overwritten
-without ``--replace``, and an identical one is a no-op, so re-submitting a run is safe. A missing
-``meta.json`` is drafted from the records, with ``TODO`` where only the submitter knows the answer
-(``validate`` fails until those are filled).
+All or nothing: every record is checked by the same record rules CI runs (:mod:`leaderboard.validate`),
+and every destination path (each folder on the way must be a real folder, each target a regular
+file or absent, nothing a symbolic link) before a single file is written; a write that still
+fails rolls back what this submission wrote (:mod:`leaderboard.transaction`) and nothing else. A
+different result already in place is never overwritten without ``--replace``, and an identical
+one is a no-op, so re-submitting a run is safe. A missing ``meta.json`` is drafted from the
+records, with ``TODO`` where only the submitter knows the answer (``validate`` fails until those
+are filled).
 """
 
 from __future__ import annotations
@@ -12,14 +15,25 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from benchmark.results import ResultRecord, dump_result, result_migrations, write_result
-from leaderboard.layout import DEFAULT_ROOT, MAX_FILE_BYTES, ResultKey, UnsafePathError, default_manifest, meta_path, result_path
+from benchmark import strict_json
+from benchmark.results import ResultRecord, dump_result, result_migrations
+from leaderboard.layout import (
+    DEFAULT_ROOT,
+    MAX_FILE_BYTES,
+    ResultKey,
+    UnsafePathError,
+    default_manifest,
+    meta_path,
+    result_path,
+    results_dir,
+)
 from leaderboard.meta import SynthesizerVersionMeta, draft_meta, dump_meta, load_meta
+from leaderboard.transaction import FileTransaction
 from leaderboard.validate import Problem, check_record, validate_tree
 from mvtec_caption.migrations import SchemaVersionError
 
@@ -75,6 +89,11 @@ def find_result_files(result_dir: Path, report: SubmitReport) -> list[tuple[Path
                 report.skipped.append(f"{path} (not JSON)")
                 continue
             if _looks_like_result(data):
+                try:
+                    strict_json.check_finite(data)
+                except strict_json.NonFiniteNumberError as err:
+                    report.problems.append(Problem(str(path), "valid-json", f"is not standard JSON: it {err}"))
+                    continue
                 found.append((path, data))
             else:
                 report.skipped.append(f"{path} (not a result record)")
@@ -147,7 +166,11 @@ def _plan_metas(root: Path, report: SubmitReport) -> None:
         key = ResultKey.of(item.record)
         path = meta_path(root, key.synthesizer, key.version)
         if path not in checked:
-            if path.is_file() and not path.is_symlink():
+            if path.is_symlink() or (path.exists() and not path.is_file()):
+                report.problems.append(Problem(str(path), "destination", "is in the way: not a regular file "
+                                                                         "(a folder or a symbolic link)"))
+                checked[path] = None
+            elif path.is_file():
                 try:
                     checked[path] = load_meta(path)
                 except (ValueError, SchemaVersionError) as err:
@@ -162,6 +185,60 @@ def _plan_metas(root: Path, report: SubmitReport) -> None:
                 report.problems.append(Problem(str(item.source), "meta-consistent", f"{message} ({path})"))
 
 
+def _path_problem(root: Path, rel: PurePosixPath) -> str | None:
+    """Why ``root/results/rel`` cannot be written safely, or None.
+
+    Every folder on the way must be a real folder (not a file, not a symbolic link that could
+    lead elsewhere) and the target a regular file or absent; the nearest existing folder must be
+    writable. Checked for every destination before the first write.
+    """
+    base = results_dir(root)
+    folders = [base] + [base.joinpath(*rel.parts[:i]) for i in range(1, len(rel.parts))]
+    for folder in folders:
+        if folder.is_symlink():
+            return f"{folder} is a symbolic link"
+        if folder.exists() and not folder.is_dir():
+            return f"{folder} is in the way: it is a file, not a folder"
+    target = base / rel
+    if target.is_symlink() or (target.exists() and not target.is_file()):
+        return f"{target} is not a regular file"
+    nearest = next((f for f in reversed(folders) if f.exists()), None) or next(p for p in base.parents if p.exists())
+    if not os.access(nearest, os.W_OK | os.X_OK):
+        return f"{nearest} is not writable"
+    return None
+
+
+def _check_destinations(root: Path, report: SubmitReport) -> None:
+    """Every file the submission would write, checked before the first one is."""
+    targets = [(item.source, ResultKey.of(item.record).relative()) for item in report.planned if item.action != "unchanged"]
+    sources = {id(item.record): item.source for item in report.planned}
+    targets += [(sources[id(record)], ResultKey.of(record).meta_relative()) for record in report.metas_created.values()]
+    for source, rel in targets:
+        problem = _path_problem(root, rel)
+        if problem is not None:
+            report.problems.append(Problem(str(source), "destination", f"cannot write results/{rel}: {problem}"))
+
+
+def _write(report: SubmitReport) -> None:
+    """Write everything planned, or roll back what was written and say why."""
+    transaction = FileTransaction()
+    try:
+        for item in report.planned:
+            if item.action != "unchanged":
+                transaction.write_text(item.destination, item.text)
+        for path, record in report.metas_created.items():
+            transaction.write_text(path, dump_meta(draft_meta(record)))
+    except OSError as err:
+        written = len(transaction.written)
+        failures = transaction.rollback()
+        undone = (f"the {written} file(s) this submission had written were rolled back" if not failures
+                  else "rolling back failed: " + "; ".join(failures))
+        report.problems.append(Problem(str(getattr(err, "filename", None) or "leaderboard"), "write",
+                                       f"writing failed ({err.strerror or err}); {undone}"))
+        return
+    report.written = True
+
+
 def submit(result_dir: Path, root: Path = DEFAULT_ROOT, *, replace: bool = False,
            manifest: Path | None | Literal["default"] = "default", dry_run: bool = False) -> SubmitReport:
     """Check every result below ``result_dir``; copy them into ``root/results`` only when all pass."""
@@ -169,12 +246,9 @@ def submit(result_dir: Path, root: Path = DEFAULT_ROOT, *, replace: bool = False
     manifest = default_manifest(root) if manifest == "default" else manifest
     report = SubmitReport()
     _plan(Path(result_dir), root, manifest, replace, report)
+    if report.ok:
+        _check_destinations(root, report)
     if not report.ok or dry_run:
         return report
-    for item in report.planned:
-        if item.action != "unchanged":
-            write_result(item.record, item.destination)
-    for path, record in report.metas_created.items():
-        path.write_text(dump_meta(draft_meta(record)), encoding="utf-8")
-    report.written = True
+    _write(report)
     return report

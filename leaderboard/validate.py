@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -20,9 +21,14 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from benchmark import strict_json
+from benchmark.metrics.registry import recorded_metric_spec
+from benchmark.metrics.weights import WEIGHTS
 from benchmark.protocols import PROTOCOLS
 from benchmark.results import (
     RESULT_SCHEMA_VERSION,
+    DetectionScores,
+    MetricResult,
     ResultRecord,
     result_migrations,
     summarize_repetitions,
@@ -169,14 +175,24 @@ def _layout(entry: Entry, ctx: Context) -> Iterator[str]:
 
 # ---- parsing (registered as rules so they are documented like the others) ----------------------
 
-@rule("valid-json", "every file is UTF-8 JSON holding one object", "file")
+@rule("valid-json", "every file is UTF-8 standard JSON holding one object (no `NaN` / `Infinity` tokens)", "file")
 def _valid_json(entry: Entry, ctx: Context) -> Iterator[str]:
     if entry.kind == "keep":
         return
-    entry.raw = entry.path.read_bytes()
     try:
-        data = json.loads(entry.raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        entry.raw = entry.path.read_bytes()
+    except OSError as err:
+        yield f"cannot be read ({err.strerror or err})"
+        return
+    try:
+        data = strict_json.loads(entry.raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        yield f"is not UTF-8 text ({err.reason} at byte {err.start})"
+        return
+    except strict_json.NonFiniteNumberError as err:
+        yield f"is not standard JSON: it {err}"
+        return
+    except json.JSONDecodeError as err:
         yield f"is not valid JSON ({err})"
         return
     if not isinstance(data, dict):
@@ -264,18 +280,81 @@ def _captions_hash(entry: Entry, ctx: Context) -> Iterator[str]:
                f"{known[dataset.name][:16]}... for {dataset.name}: the run used other captions")
 
 
+@rule("detectors-known", "every detector of a record is one the record's protocol pins a config for", "record")
+def _detectors_known(entry: Entry, ctx: Context) -> Iterator[str]:
+    protocol = PROTOCOLS.get(entry.record.protocol.id)
+    if protocol is None:
+        return
+    for detector in {d.name: d for repetition in entry.record.repetitions for d in repetition.detectors}.values():
+        if detector.name not in protocol.detectors:
+            yield (f"detector {detector.name!r} is not a detector of protocol {protocol.id} "
+                   f"({', '.join(sorted(protocol.detectors))})")
+
+
+def _range_problems(where: str, value: float | None, problem: Callable[[float], str | None]) -> Iterator[str]:
+    if value is not None and (message := problem(value)) is not None:
+        yield f"{where} = {message}"
+
+
+@rule("scores-in-range", "every score is a finite number inside its metric's range as the metric defines it "
+                         "(detection scores in [0, 1]; each fidelity metric's `value_range` in `benchmark.metrics`, "
+                         "e.g. IS >= 1); a fidelity metric id must be a registered metric", "record")
+def _scores_in_range(entry: Entry, ctx: Context) -> Iterator[str]:
+    record = entry.record
+    for repetition in record.repetitions:
+        yield from _repetition_scores_in_range(repetition, f"repetition {repetition.index} " if len(record.repetitions) > 1 else "")
+
+
+def _repetition_scores_in_range(repetition: Any, where: str) -> Iterator[str]:
+    for detector in repetition.detectors:
+        groups = {"overall": detector.overall, "mean_over_defects": detector.mean_over_defects,
+                  **{f"per_defect.{defect}": scores for defect, scores in detector.per_defect.items()}}
+        for group, scores in groups.items():
+            for score, value in scores.model_dump().items():
+                yield from _range_problems(f"{where}detector {detector.name} {group}.{score}", value,
+                                           DetectionScores.RANGE.problem)
+    for metric in repetition.fidelity:
+        spec = recorded_metric_spec(metric.id)
+        if spec is None:
+            yield f"{where}fidelity metric {metric.id!r} is not a registered metric, so its values cannot be checked"
+            continue
+        yield from _range_problems(f"{where}metric {metric.id} value", metric.value, spec.value_range.problem)
+        for defect, value in metric.per_defect.items():
+            yield from _range_problems(f"{where}metric {metric.id} per_defect.{defect}", value, spec.value_range.problem)
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _unpinned_weights(metric: MetricResult) -> Iterator[str]:
+    """Why a metric's recorded weights are not its pinned reference weights (empty when they are)."""
+    spec = recorded_metric_spec(metric.id)
+    if spec is None or not spec.standard or spec.id != metric.id:
+        yield "it is not a standard metric computed on verified weights"
+        return
+    recorded = {w.name: w for w in metric.weights}
+    for name in spec.needs_weights:
+        pin, ref = WEIGHTS.get(name), recorded.get(name)
+        if ref is None:
+            yield f"its reference weights {name} are not listed"
+        elif pin is None or not pin.pinned:
+            yield f"{name} has no pinned sha256 in benchmark/metrics/weights.py, so no result can be verified"
+        elif ref.sha256 is None or not _SHA256.fullmatch(ref.sha256) or not pin.matches(ref.sha256):
+            yield f"{name} has sha256 {ref.sha256}, not the pinned {pin.pin_text()}"
+
+
 @rule("comparable-claims", "comparable=true needs real data and, for a synthesizer, every protocol fidelity metric "
-                           "computed and comparable with pinned weights (sha256); no metric claims comparable "
-                           "without being computed or without weights", "record")
+                           "computed and comparable; a metric claims comparable only when computed by a standard "
+                           "metric on every one of its reference weights with the sha256 pinned in "
+                           "`benchmark/metrics/weights.py`", "record")
 def _comparable_claims(entry: Entry, ctx: Context) -> Iterator[str]:
     record = entry.record
     for metric in (m for repetition in record.repetitions for m in repetition.fidelity):
         if metric.comparable and (not metric.computed or metric.value is None):
             yield f"metric {metric.id} claims comparable=true but was not computed"
-        elif metric.comparable and not metric.weights:
-            yield f"metric {metric.id} claims comparable=true but lists no reference weights"
-        elif metric.comparable and any(w.sha256 is None for w in metric.weights):
-            yield f"metric {metric.id} claims comparable=true but its weights have no sha256"
+        elif metric.comparable:
+            for reason in _unpinned_weights(metric):
+                yield f"metric {metric.id} claims comparable=true but {reason}"
     if not record.comparable:
         return
     if record.dataset.is_demo or record.dataset.name not in REAL_DATASETS:

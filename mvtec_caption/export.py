@@ -14,9 +14,11 @@ README.md whose YAML ``configs`` section names the files of each split and the f
   the metadata is written with an explicit schema instead.
 
 Every export also holds ``records.jsonl`` (the caption records, readable with
-:func:`mvtec_caption.records.read_records`) and ``manifest.json``. The export is assembled in
-a staging folder beside ``out`` and moved into place at the end; nothing is ever written
-into the dataset folder it was read from.
+:func:`mvtec_caption.records.read_records`) and ``manifest.json``. Before anything is written,
+every image and mask the export would hold is decoded: a truncated or empty file (and any file the
+scan already found unreadable) is named and nothing is exported, rather than writing a copy that
+fails when someone loads it. The export is assembled in a staging folder beside ``out`` and moved
+into place at the end; nothing is ever written into the dataset folder it was read from.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from mvtec_caption.loader import HOMEPAGE, ResolvedDataset, dataset_dict_from, f
 from mvtec_caption.manifest import build_manifest, write_manifest
 from mvtec_caption.output_folder import OutputFolderError, OutputKind, check_output_folder, data_roots
 from mvtec_caption.records import write_records
+from mvtec_caption.scan import readable_size
 
 
 class ExportError(ValueError):
@@ -217,11 +220,36 @@ def _caption_location(resolved: ResolvedDataset) -> Path | None:
     return location if location.exists() else None
 
 
+UNREADABLE = ("unreadable_image", "unreadable_mask")
+
+
+def _files(resolved: ResolvedDataset) -> list[Path]:
+    """Every image and mask file the export would hold."""
+    root, scan = resolved.root, resolved.scan
+    files = [root / good.image_path for good in scan.good]
+    for record in scan.records:
+        files += [root / record.image_path, *(root / mask for mask in record.mask_paths)]
+    return files
+
+
+def check_decodable(resolved: ResolvedDataset, *, progress: bool = True) -> None:
+    """Decode every file the export would hold; name every one that fails (and those the scan found unreadable)."""
+    bad = [f"{p.path} ({p.detail})" for p in resolved.scan.problems if p.kind in UNREADABLE]
+    files = _files(resolved)
+    for path in tqdm(files, desc="decoding images and masks", unit="file", disable=not progress, leave=False):
+        if isinstance(reason := readable_size(path), str):
+            bad.append(f"{path} ({reason})")
+    if bad:
+        raise ExportError(f"{len(bad)} image or mask file(s) cannot be decoded, so nothing was exported "
+                          f"(fix or remove them, or restrict --categories): {'; '.join(bad)}")
+
+
 def export_dataset(resolved: ResolvedDataset, out: Path, fmt: str, *, progress: bool = True) -> ExportResult:
-    """Write ``resolved`` to ``out`` in format ``fmt`` (a key of :data:`EXPORTERS`)."""
+    """Write ``resolved`` to ``out`` in format ``fmt`` (a key of :data:`EXPORTERS`); see the module docstring."""
     if fmt not in EXPORTERS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of: {', '.join(EXPORTERS)}")
     out = _check_destination(out, resolved)
+    check_decodable(resolved, progress=progress)
     splits = dataset_dict_from(resolved)
     rows = {split: len(dataset) for split, dataset in splits.items()}
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -7,13 +7,23 @@ Pairing rule (both datasets): caption ``i`` of (category, defect type) belongs t
 * MVTec LOCO AD: its mask is the *binary union* of every PNG in
   ``ground_truth/<defect_type>/{i:03d}/``. LOCO gives each defect instance its own file and
   encodes the defect kind as a grey value (see the category's ``defects_config.json``); a pixel
-  is anomalous when it is > 0 in any of the files, so the union is ``max_k(mask_k > 0)``.
+  is anomalous when it is anomalous in any of the files, so the union is ``max_k(binary(mask_k))``.
   (The upstream merge script kept only values > 245 of the later files, which drops
   instances whose grey value is lower; we do not reproduce that.)
+
+Mask rule (every reader: the loader, the torch dataset, the benchmark split): a mask file is
+read as greyscale, and a pixel is anomalous when its value is **above half of that file's
+maximum** (an all-zero file marks nothing). A proper mask holds only 0 and one other value (255
+in MVTec AD, the defect kind's grey value in a LOCO instance file), for which this is the same as
+"> 0". It differs on masks that are not binary: a JPEG saved as ``.png`` has compression noise
+around the edges and in the background, which "> 0" would turn into a mask covering almost the
+whole image; thresholding at half the maximum keeps the drawn shape. ``validate`` reports every
+such mask (with the share of pixels that are neither 0 nor the maximum), and the readers log it.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +33,7 @@ import numpy as np
 from PIL import Image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+logger = logging.getLogger("mvtec_caption")
 
 
 @dataclass(frozen=True)
@@ -91,12 +102,52 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
+def non_binary_share(values: np.ndarray) -> float:
+    """Share of pixels that are neither 0 nor the mask's maximum (0.0 for a proper binary mask)."""
+    values = np.asarray(values)
+    if values.size == 0:
+        return 0.0
+    return float(np.count_nonzero((values != 0) & (values != values.max())) / values.size)
+
+
+def binarize_mask(values: np.ndarray) -> np.ndarray:
+    """The mask rule (module docstring): anomalous where the value is above half the mask's maximum."""
+    values = np.asarray(values)
+    top = int(values.max()) if values.size else 0
+    if top == 0:
+        return np.zeros(values.shape, dtype=bool)
+    return values.astype(np.int64) * 2 > top
+
+
+_warned: set[str] = set()
+
+
+def mask_pixels(image: Image.Image, source: str | os.PathLike[str] | None = None) -> np.ndarray:
+    """A decoded mask image as bool HxW by the mask rule; a non-binary mask is logged once per source."""
+    values = np.asarray(image.convert("L"))
+    share = non_binary_share(values)
+    if share > 0 and source is not None and str(source) not in _warned:
+        _warned.add(str(source))
+        logger.warning("%s: mask is not binary (%.1f%% of pixels are neither 0 nor its maximum %d); read as anomalous "
+                       "above half the maximum; `python -m mvtec_caption validate` lists every such mask",
+                       source, 100 * share, int(values.max()))
+    return binarize_mask(values)
+
+
+class UnreadableImageError(ValueError):
+    """An image or mask file that cannot be decoded; the message names the file."""
+
+
 def load_binary_mask(paths: list[Path]) -> np.ndarray:
     """Union of the masks as uint8 {0, 255} (see the module docstring for the rule)."""
     union: np.ndarray | None = None
     for path in paths:
-        with Image.open(path) as handle:
-            values = np.asarray(handle.convert("L")) > 0
+        try:
+            with Image.open(path) as handle:
+                values = mask_pixels(handle, path)
+        except OSError as err:  # PIL's UnidentifiedImageError and "truncated" errors are OSErrors
+            raise UnreadableImageError(f"{path}: cannot decode this mask ({type(err).__name__}: {err}); "
+                                       "`python -m mvtec_caption validate` lists every unreadable file") from err
         if union is None:
             union = values
         elif union.shape != values.shape:

@@ -25,7 +25,7 @@ from PIL import Image as PILImage
 from mvtec_caption.demo import demo_caption_source, demo_root
 from mvtec_caption.layout import SubsetSpec, get_subset, load_binary_mask, resolve_root
 from mvtec_caption.schema import RECORD_SCHEMA_VERSION, Problem
-from mvtec_caption.scan import ScanResult, scan_dataset
+from mvtec_caption.scan import ScanResult, UnreadableImageError, header_size, scan_dataset
 from mvtec_caption.sources import CaptionSet, load_json_source, resolve_caption_source
 
 logger = logging.getLogger("mvtec_caption")
@@ -134,8 +134,9 @@ def _rows(resolved: ResolvedDataset) -> dict[str, list[dict[str, Any]]]:
     rows: dict[str, list[dict[str, Any]]] = {}
     for good in resolved.scan.good:
         path = root / good.image_path
-        with PILImage.open(path) as handle:
-            size = handle.size
+        size = good.size or header_size(path)  # the scan read every header; a GoodImage made elsewhere may lack it
+        if isinstance(size, str):
+            raise UnreadableImageError(f"{path}: cannot read this image ({size})")
         rows.setdefault(good.split, []).append(
             {
                 "image": {"path": str(path), "bytes": None},

@@ -35,21 +35,24 @@ def read_records(path: Path) -> list[CaptionRecord]:
     """All records of a file, upgraded to the current schema version."""
     path = Path(path)
     records: list[CaptionRecord] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise RecordsFileError(f"{where}: not JSON ({err.msg})") from err
-            if not isinstance(data, dict):
-                raise RecordsFileError(f"{where}: expected a JSON object, got {type(data).__name__}")
-            try:
-                records.append(CaptionRecord.model_validate(record_migrations.upgrade(data)))
-            except SchemaVersionError as err:
-                raise SchemaVersionError(f"{where}: {err}") from err
-            except (ValidationError, KeyError, ValueError) as err:
-                raise RecordsFileError(f"{where}: not a valid caption record ({err})") from err
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise RecordsFileError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise RecordsFileError(f"{where}: not JSON ({err.msg})") from err
+        if not isinstance(data, dict):
+            raise RecordsFileError(f"{where}: expected a JSON object, got {type(data).__name__}")
+        try:
+            records.append(CaptionRecord.model_validate(record_migrations.upgrade(data)))
+        except SchemaVersionError as err:
+            raise SchemaVersionError(f"{where}: {err}") from err
+        except (ValidationError, KeyError, ValueError) as err:
+            raise RecordsFileError(f"{where}: not a valid caption record ({err})") from err
     return records

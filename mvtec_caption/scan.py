@@ -1,19 +1,31 @@
 """Pair captions with the files of a dataset root and report what is missing or broken.
 
 One scan serves both the loader (which keeps what is usable and reports the rest) and
-``validate`` (which additionally opens every file). The scan only reads the dataset folder.
+``validate`` (which additionally decodes every file). The loader's scan reads every file's
+header (cheap), so an empty or unidentifiable file is reported with its path instead of failing
+later inside ``datasets``; ``validate`` decodes every pixel, which also finds truncated files and
+masks that are not binary. The scan only reads the dataset folder.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
 from mvtec_caption.attributes import derive_attributes
-from mvtec_caption.layout import SubsetSpec, image_rel_path, list_images, mask_rel_paths
+from mvtec_caption.layout import (  # noqa: F401 (UnreadableImageError: raised for files the scan vouched for)
+    SubsetSpec,
+    UnreadableImageError,
+    image_rel_path,
+    list_images,
+    mask_rel_paths,
+    non_binary_share,
+)
 from mvtec_caption.schema import CaptionRecord, Problem
 from mvtec_caption.upstream import Captions
 
@@ -26,6 +38,7 @@ class GoodImage:
     split: str
     image_id: str
     image_path: str  # relative to the dataset root
+    size: tuple[int, int] | None = None  # (width, height) from the scan, when it read the file
 
 
 @dataclass
@@ -46,14 +59,45 @@ class ScanResult:
         return [p for p in self.problems if p.severity == "warning"]
 
 
-def _readable_size(path: Path) -> tuple[int, int] | str:
+Reader = Callable[[Path], "tuple[int, int] | str"]
+
+
+def _open_problem(path: Path) -> str | None:
+    try:
+        if path.stat().st_size == 0:
+            return "empty file (0 bytes)"
+    except OSError as err:
+        return f"cannot read it ({err.strerror or err})"
+    return None
+
+
+def header_size(path: Path) -> tuple[int, int] | str:
+    """The image size from the file's header (cheap), or the reason it cannot be read."""
+    if (problem := _open_problem(path)) is not None:
+        return problem
+    try:
+        with Image.open(path) as handle:
+            return handle.size
+    except Exception as err:  # PIL raises many types for corrupt files
+        return f"{type(err).__name__}: {err}"
+
+
+def readable_size(path: Path) -> tuple[int, int] | str:
     """The image size after a full decode, or the reason it cannot be read."""
+    if (problem := _open_problem(path)) is not None:
+        return problem
     try:
         with Image.open(path) as handle:
             handle.load()
             return handle.size
     except Exception as err:  # PIL raises many types for corrupt files
         return f"{type(err).__name__}: {err}"
+
+
+def _mask_share(path: Path) -> float:
+    """Share of the mask's pixels that are neither 0 nor its maximum (see mvtec_caption.layout)."""
+    with Image.open(path) as handle:
+        return non_binary_share(np.asarray(handle.convert("L")))
 
 
 def _looks_like_category(folder: Path) -> bool:
@@ -108,14 +152,14 @@ def scan_dataset(
     return result
 
 
-def _decode_all(paths: list[Path], desc: str, progress: bool) -> dict[Path, tuple[int, int] | str]:
-    """Decode every file -> size or the reason it cannot be read.
+def _read_all(paths: list[Path], read: Reader, desc: str, progress: bool) -> dict[Path, tuple[int, int] | str]:
+    """Read every file -> size or the reason it cannot be read.
 
     Serial on purpose: PNG decoding holds the GIL, and a process pool measured no faster on
     the 2-core machines this runs on.
     """
     bar = tqdm(paths, desc=desc, unit="file", disable=not progress, leave=False)
-    return {path: _readable_size(path) for path in bar}
+    return {path: read(path) for path in bar}
 
 
 def _scan_category(result: ScanResult, category: str, defects: dict[str, list[str]], *,
@@ -124,13 +168,15 @@ def _scan_category(result: ScanResult, category: str, defects: dict[str, list[st
 
     good = {split: list_images(base / split / "good") for split in subset.good_splits}
     present = sorted(d for d in defects if (base / "test" / d).is_dir())
-    sizes: dict[Path, tuple[int, int] | str] = {}
+    read: Reader = readable_size if check_files else header_size
+    to_check = [p for images in good.values() for p in images]
+    masks: list[Path] = []
+    for defect in present:
+        to_check += list_images(base / "test" / defect)
+        masks += sorted(p for p in (base / "ground_truth" / defect).rglob("*.png") if p.is_file())
+    sizes = _read_all(to_check + masks, read, f"{subset.name}/{category}", progress and check_files)
     if check_files:
-        to_check = [p for images in good.values() for p in images]
-        for defect in present:
-            to_check += list_images(base / "test" / defect)
-            to_check += sorted(p for p in (base / "ground_truth" / defect).rglob("*.png") if p.is_file())
-        sizes = _decode_all(to_check, f"{subset.name}/{category}", progress)
+        _report_non_binary(result, category, base, [m for m in masks if not isinstance(sizes[m], str)])
 
     for split, images in good.items():
         folder = base / split / "good"
@@ -139,11 +185,11 @@ def _scan_category(result: ScanResult, category: str, defects: dict[str, list[st
                                            defect_type="good", path=str(folder),
                                            detail=f"no good {split} images (partial copy?)"))
         for path in images:
-            if check_files and isinstance(reason := sizes[path], str):
+            if isinstance(size := sizes[path], str):
                 result.problems.append(Problem(kind="unreadable_image", severity="error", category=category,
-                                               defect_type="good", path=str(path), detail=reason))
+                                               defect_type="good", path=str(path), detail=size))
                 continue
-            result.good.append(GoodImage(category, split, path.stem, f"{category}/{split}/good/{path.name}"))
+            result.good.append(GoodImage(category, split, path.stem, f"{category}/{split}/good/{path.name}", size))
 
     known_test_folders = set(defects) | {"good"}
     for folder in sorted(p for p in (base / "test").glob("*") if p.is_dir() and p.name not in known_test_folders):
@@ -164,17 +210,29 @@ def _scan_category(result: ScanResult, category: str, defects: dict[str, list[st
                                            defect_type=defect, path=str(folder),
                                            detail=f"{len(defects[defect])} captions but {n_images} images"))
         for index, text in enumerate(defects[defect]):
-            record = _pair(result, category, defect, index, text, sizes if check_files else None)
+            record = _pair(result, category, defect, index, text, sizes, read)
             if record is not None:
                 result.records.append(record)
 
 
+def _report_non_binary(result: ScanResult, category: str, base: Path, masks: list[Path]) -> None:
+    """A warning per mask that is not binary: the loaders threshold it at half its maximum (mvtec_caption.layout)."""
+    for path in masks:
+        share = _mask_share(path)
+        if share > 0:
+            defect = path.relative_to(base / "ground_truth").parts[0]
+            result.problems.append(Problem(
+                kind="non_binary_mask", severity="warning", category=category, defect_type=defect, path=str(path),
+                detail=f"not a binary mask: {100 * share:.1f}% of its pixels are neither 0 nor its maximum (a grey "
+                       "gradient, or a JPEG saved as .png?); the loaders read it as anomalous above half the maximum"))
+
+
 def _pair(result: ScanResult, category: str, defect: str, index: int, text: str,
-          sizes: dict[Path, tuple[int, int] | str] | None) -> CaptionRecord | None:
+          sizes: dict[Path, tuple[int, int] | str], read: Reader) -> CaptionRecord | None:
     """The record of caption ``index``, or None after reporting why it is unusable.
 
-    ``sizes`` (decoded sizes or failure reasons, from :func:`_decode_all`) is given when files
-    are checked; without it only existence is.
+    ``sizes`` holds each file's size or the reason it cannot be read (from :func:`_read_all`
+    with ``read``: the header for the loader, a full decode for ``validate``).
     """
     subset, base = result.subset, result.root / category
     image_rel = image_rel_path(defect, index)
@@ -192,13 +250,13 @@ def _pair(result: ScanResult, category: str, defect: str, index: int, text: str,
     for mask in missing_masks:
         problem("missing_mask", mask, f"image {index:03d} has no mask")
         usable = False
-    if usable and sizes is not None:
-        image_size = sizes.get(base / image_rel) or _readable_size(base / image_rel)
+    if usable:
+        image_size = sizes.get(base / image_rel) or read(base / image_rel)
         if isinstance(image_size, str):
             problem("unreadable_image", image_rel, image_size)
             usable = False
         for mask in mask_rels:
-            mask_size = sizes.get(base / mask) or _readable_size(base / mask)
+            mask_size = sizes.get(base / mask) or read(base / mask)
             if isinstance(mask_size, str):
                 problem("unreadable_mask", mask, mask_size)
                 usable = False

@@ -118,6 +118,7 @@ class Problem(_Frozen):
         "missing_mask",
         "unreadable_mask",
         "mask_size_mismatch",
+        "non_binary_mask",
         "caption_count_mismatch",
     ]
     severity: Literal["error", "warning"]

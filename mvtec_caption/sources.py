@@ -141,7 +141,10 @@ def _dataset_of_upstream_file(path: Path, data: bytes) -> str:
 
 def load_json_source(path: Path, kind: str = "json") -> CaptionSet:
     try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        raw = json.loads(Path(path).read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise CaptionSourceError(f"{path}: the captions JSON is not UTF-8 text ({err.reason} at byte {err.start}); "
+                                 "save it as UTF-8") from err
     except (OSError, json.JSONDecodeError) as err:
         raise CaptionSourceError(f"{path}: cannot read captions JSON ({err})") from err
     ok = isinstance(raw, dict) and all(

@@ -1,8 +1,9 @@
 """A plain ``torch.utils.data.Dataset`` over one split of a loaded MVTec Caption dataset.
 
 For training and evaluation loops that want tensors, not PIL images: ``image`` is float
-``[3, H, W]`` in [0, 1], ``mask`` float ``[1, H, W]`` in {0, 1} (any mask value > 0 is
-anomalous), ``caption`` a string (``''`` for good images), ``label`` 0/1 and ``metadata`` a dict
+``[3, H, W]`` in [0, 1], ``mask`` float ``[1, H, W]`` in {0, 1} (anomalous above half the mask
+file's maximum: the mask rule of :mod:`mvtec_caption.layout`, so a JPEG-noisy mask does not turn
+into an all-anomalous one), ``caption`` a string (``''`` for good images), ``label`` 0/1 and ``metadata`` a dict
 of strings, so the default ``DataLoader`` collation works. Optional ``image_size`` resizes the
 image bilinearly and the mask with nearest neighbour, so masks stay binary.
 """
@@ -15,6 +16,8 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
+
+from mvtec_caption.layout import mask_pixels
 
 METADATA_FIELDS = ("dataset", "category", "defect_type", "image_id", "anomaly_kind", "image_path")
 
@@ -51,7 +54,9 @@ class MVTecCaptionTorchDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         row = self.split[int(index)]
         image = self._resize(row["image"].convert("RGB"), Image.Resampling.BILINEAR)
-        mask = self._resize(row["mask"].convert("L"), Image.Resampling.NEAREST)
+        source = (row.get("mask_paths") or [row.get("image_path")])[0]
+        binary = mask_pixels(row["mask"], source)  # the mask rule, at the file's own resolution
+        mask = self._resize(Image.fromarray(binary.astype(np.uint8) * 255), Image.Resampling.NEAREST)
         if mask.size != image.size:
             raise ValueError(f"{row.get('image_path')}: mask size {mask.size} differs from image size {image.size}")
         image_tensor = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()

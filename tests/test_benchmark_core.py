@@ -154,3 +154,36 @@ def test_table_command_prints_every_record_below_a_folder(tmp_path, capsys) -> N
     image_auroc = f"{image_auroc.mean:.3f} ± {image_auroc.half_width:.3f}"
     assert any(f"| axf | {records[0].detectors[0].name} | 3 | {image_auroc} |" in line for line in lines), lines
     assert main(["table", str(tmp_path / "empty")]) == 2
+
+
+@pytest.mark.parametrize(("content", "fragment"), [
+    (b'{"schema_version": 2,', "not a valid JSON result record"),
+    (b"", "not a valid JSON result record"),
+    (b'{"caption": "\xe9"}', "not UTF-8 text"),
+    (b"[1, 2]", "holds a JSON list"),
+    (b'{"schema_version": 2}', "does not match the result schema"),
+])
+def test_table_names_a_corrupt_record_and_still_lists_the_others(tmp_path, capsys, content: bytes,
+                                                                  fragment: str) -> None:
+    from benchmark.cli import main
+    from leaderboard_helpers import make_record, write_run
+
+    record = make_record("axf", "1", "bottle", "mvtec_ad")
+    write_run(tmp_path / "run", [record])
+    bad = tmp_path / "run" / "results" / "axf" / "1" / "broken.json"
+    bad.write_bytes(content)
+    assert main(["table", str(tmp_path / "run" / "results"), "--markdown"]) == 2
+    captured = capsys.readouterr()
+    assert "| bottle | axf |" in captured.out  # the readable record is still listed
+    assert f"error: {bad}: {fragment}" in captured.err and "Traceback" not in captured.err
+
+
+def test_a_record_with_a_nan_token_is_a_clear_error(tmp_path) -> None:
+    from benchmark.results import ResultFileError, dump_result, load_result
+    from leaderboard_helpers import make_record
+
+    record = make_record("axf", "1", "bottle", "mvtec_ad")
+    path = tmp_path / "bottle.json"
+    path.write_text(dump_result(record).replace(f'"pixel_ap": {record.detectors[0].overall.pixel_ap}', '"pixel_ap": NaN'))
+    with pytest.raises(ResultFileError, match=f"{path}: .*non-standard JSON token NaN"):
+        load_result(path)

@@ -24,6 +24,8 @@ from leaderboard_helpers import make_board, make_record, populate
 from leaderboard.render import render_outputs, write_outputs
 from leaderboard.validate import validate_tree
 
+pytestmark = pytest.mark.usefixtures("pinned_clip")
+
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-dev-shm-usage", "--remote-debugging-pipe"]

@@ -3,6 +3,7 @@ protocol and dataset; non-comparable results apart; demo data never shown."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -18,6 +19,8 @@ from leaderboard.render import InvalidLeaderboardError, render_outputs, stale_ou
 from leaderboard.render_markdown import render_markdown
 from leaderboard.tables import build_sections
 from leaderboard.validate import validate_tree
+
+pytestmark = pytest.mark.usefixtures("pinned_clip")
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,8 +55,12 @@ def test_rendering_twice_gives_identical_bytes(board: Path, outputs: dict[str, b
 
 def test_a_fresh_process_renders_the_same_bytes(tmp_path: Path, board: Path, outputs: dict[str, bytes]) -> None:
     """Same inputs, same bytes, also across processes (fonts, caches and matplotlib state start cold)."""
-    env = {**os.environ, "MPLCONFIGDIR": str(tmp_path / "mpl"), "PYTHONHASHSEED": "12345"}
-    done = subprocess.run([sys.executable, "-m", "leaderboard", "render", "--root", str(board)], cwd=REPO, env=env,
+    env = {**os.environ, "MPLCONFIGDIR": str(tmp_path / "mpl"), "PYTHONHASHSEED": "12345",
+           "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), str(REPO)])}
+    # `python -m leaderboard render`, with the test pin of CLIP the board's comparable rows need
+    script = ("import sys; from leaderboard_helpers import clip_pinned_for_tests; from leaderboard.cli import main\n"
+              "with clip_pinned_for_tests():\n    sys.exit(main(sys.argv[1:]))")
+    done = subprocess.run([sys.executable, "-c", script, "render", "--root", str(board)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert stale_outputs(board, outputs) == []
@@ -108,7 +115,7 @@ def test_each_section_says_how_it_was_made(outputs: dict[str, bytes]) -> None:
     made = cpu.split("### How it was made")[1].split("### Comparable results")[0]
     assert get_protocol("mvtec-caption-cpu/v1").config_hash in made
     assert "**Seeds:** detector=0, generation=0" in made
-    assert "lpips-alexnet sha256 222222222222" in made and "torch 2.14.1" in made
+    assert "lpips-alex-heads-v0.1 sha256 df73285e35b2" in made and "torch 2.14.1" in made
     assert "plots/mvtec-caption-cpu--v1/mvtec_ad/pixel_ap_per_category.png" in cpu
     html = outputs["index.html"].decode()
     assert get_protocol("mvtec-caption-cpu/v1").config_hash in html
@@ -160,3 +167,41 @@ def test_render_refuses_an_invalid_leaderboard_and_check_finds_stale_files(tmp_p
     with pytest.raises(InvalidLeaderboardError, match="meta-present"):
         render_outputs(validate_tree(root))
     assert main(["render", "--root", str(root)]) == 1
+
+
+HOSTILE = {
+    "description": "Fast <script>alert('description')</script> *bold* _it_ `code` ~~gone~~ \\ &lt;b&gt;",
+    "authors": ["<img src=x onerror=alert('authors')>", "Eve | extra cell"],
+    "code": "[click me](javascript:alert('code'))",
+    "compute": "![tracker](https://evil.example/pixel.png) 2 cores\n# a heading\n<iframe src=x>",
+}
+
+
+def test_free_text_from_records_and_meta_is_inert_in_the_markdown(tmp_path: Path) -> None:
+    """Raw HTML, links, images and pipes from meta.json or a record reach README.md escaped, as in index.html."""
+    from markdown_it import MarkdownIt
+
+    note = "weights missing <script>alert('note')</script> [x](javascript:alert(1)) | cell"
+    cpu = make_record("perlin", "1", "bottle", comparable=False)
+    cpu = cpu.model_copy(update={"comparable_notes": [note],
+                                 "environment": cpu.environment.model_copy(update={"cpu": "EPYC <b onmouseover=x>\n## h"})})
+    root = populate(make_board(tmp_path), tmp_path, [cpu, make_record(None, "0", "bottle")])
+    meta = root / "results" / "perlin" / "1" / "meta.json"
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), **HOSTILE}))
+    assert validate_tree(root).ok
+    outputs = render_outputs(validate_tree(root))
+    readme = outputs["README.md"].decode()
+    rendered = MarkdownIt("commonmark").enable(["table", "strikethrough"]).render(readme)
+    assert not re.search(r"<[^>]*onerror", rendered)
+    for active in ("<script", "<img src=x", "<iframe", "<b onmouseover", "<b>", 'href="javascript',
+                   'src="https://evil', "<em>bold", "<em>it", "<s>gone", "<h1>a heading", "<h2>h</h2>"):
+        assert active not in rendered, active
+    # the texts are still there, readable as written
+    for text in ("&lt;script&gt;alert('description')&lt;/script&gt;", "onerror=alert('authors')",
+                 "[click me](javascript:alert('code'))", "*bold* _it_ `code` ~~gone~~", "&amp;lt;b&amp;gt;"):
+        assert text in rendered, text
+    # a pipe in a cell does not add a column: every row of the synthesizers table has its 9 cells
+    table = rendered.split("<h2>Synthesizers</h2>")[1].split("</table>")[0]
+    assert [row.count("<td") for row in table.split("<tr>")[2:]] == [9, 9]
+    html = outputs["index.html"].decode()
+    assert "<script>alert" not in html and "<img src=x" not in html and "&lt;script&gt;alert(&#x27;description" in html

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from leaderboard_helpers import make_board, make_record, populate
 
 from benchmark.results import ResultRecord, summarize_repetitions
 from leaderboard.render import render_outputs
 from leaderboard.tables import TOP_GROUP_MARK, build_sections, rank_groups
 from leaderboard.validate import validate_tree
+
+pytestmark = pytest.mark.usefixtures("pinned_clip")
 
 V2 = "mvtec-caption-cpu/v2"
 

@@ -14,6 +14,8 @@ from leaderboard.meta import TODO, load_meta
 from leaderboard.submit import submit
 from leaderboard.validate import validate_tree
 
+pytestmark = pytest.mark.usefixtures("pinned_clip")
+
 RECORDS = [make_record("axf", "1", "bottle"), make_record("axf", "1", "cable"), make_record(None, "0", "bottle")]
 
 
@@ -158,3 +160,117 @@ def test_the_reference_row_meta_is_drafted_too(tmp_path: Path) -> None:
     meta = load_meta(root / "results" / "no-synthesis" / "0" / "meta.json")
     assert meta.name == "no-synthesis" and not meta.uses_text and meta.real_anomalies == "none"
     assert all(str(getattr(meta, f)).startswith(TODO) or f == "authors" for f in meta.placeholders())
+
+
+# ---- forged or broken input, and destinations that cannot be written -------------------------------
+
+def _with_pixel_ap(record, value: float):  # noqa: ANN001, ANN202
+    detector = record.detectors[0]
+    overall = detector.overall.model_copy(update={"pixel_ap": value})
+    return with_first_repetition(record, detectors=[detector.model_copy(update={"overall": overall})])
+
+
+@pytest.mark.parametrize(("token", "fragment"), [("NaN", "repetitions.0.detectors.0.overall.pixel_ap=nan"),
+                                                 ("Infinity", "repetitions.0.detectors.0.overall.pixel_ap=inf"),
+                                                 ("-Infinity", "repetitions.0.detectors.0.overall.pixel_ap=-inf"),
+                                                 ("1e999", "repetitions.0.detectors.0.overall.pixel_ap=inf")])
+def test_a_record_holding_a_non_finite_number_is_refused_naming_the_file(tmp_path: Path, token: str, fragment: str,
+                                                                         capsys) -> None:
+    root = make_board(tmp_path)
+    run = write_run(tmp_path / "run", [make_record("perlin", "1", "bottle")])
+    record = make_record("axf", "1", "cable")
+    text = dump_result(record).replace(f'"pixel_ap": {record.detectors[0].overall.pixel_ap}', f'"pixel_ap": {token}', 1)
+    assert token in text
+    (run / "bad.json").write_text(text)
+    assert main(["submit", str(run), "--root", str(root)]) == 1
+    err = capsys.readouterr().err
+    assert "bad.json: [valid-json]" in err and fragment in err and "nothing was written" in err
+    assert tree(root) == {"results/.gitkeep": b""}
+
+
+def test_an_out_of_range_score_cannot_rank_first(tmp_path: Path) -> None:
+    """7.5 as pixel AP (a forged or broken record) used to rank first; it is refused now."""
+    root = make_board(tmp_path)
+    run = write_run(tmp_path / "run", [_with_pixel_ap(make_record("axf", "1", "bottle"), 7.5)])
+    report = submit(run, root)
+    assert not report.ok and not report.written
+    assert [p.rule for p in report.problems] == ["scores-in-range"]
+    assert "overall.pixel_ap = 7.5 is outside [0, 1]" in report.problems[0].message
+    assert tree(root) == {"results/.gitkeep": b""}
+
+
+def test_writing_a_non_finite_record_is_an_error_not_a_nan_token(tmp_path: Path) -> None:
+    from benchmark.strict_json import NonFiniteNumberError
+
+    record = make_record("axf", "1", "bottle")
+    detector = record.detectors[0]
+    nan = detector.model_copy(update={"overall": detector.overall.model_copy(update={"pixel_ap": float("nan")})})
+    repetition = record.repetitions[0].model_copy(update={"detectors": [nan]})  # the summary cannot even be made
+    with pytest.raises(NonFiniteNumberError, match=r"repetitions\.0\.detectors\.0\.overall\.pixel_ap=nan"):
+        dump_result(record.model_copy(update={"repetitions": [repetition, *record.repetitions[1:]]}))
+
+
+@pytest.mark.parametrize(("blocker", "fragment"), [
+    ("results/axf", "is in the way: it is a file, not a folder"),
+    ("results/axf/1/meta.json/", "is in the way: not a regular file"),
+    ("results/no-synthesis", "is a symbolic link"),
+])
+def test_every_destination_is_checked_before_the_first_write(tmp_path: Path, blocker: str, fragment: str) -> None:
+    root = make_board(tmp_path)
+    target = root / blocker.rstrip("/")
+    if blocker.endswith("/"):
+        target.mkdir(parents=True)
+    elif blocker.endswith("no-synthesis"):  # a link that stays inside results/ (one leading outside fails earlier)
+        (root / "results" / "elsewhere").mkdir()
+        target.symlink_to(root / "results" / "elsewhere")
+    else:
+        target.write_text("not a folder")
+    before = tree(root)
+    report = submit(write_run(tmp_path / "run", RECORDS), root)
+    assert not report.ok and not report.written
+    assert any(p.rule == "destination" and fragment in p.message for p in report.problems), \
+        [str(p) for p in report.problems]
+    assert tree(root) == before
+    assert not (root / "results" / "elsewhere").exists() or not any((root / "results" / "elsewhere").iterdir())
+
+
+def test_a_write_that_fails_midway_rolls_back_only_what_the_submission_wrote(tmp_path: Path, monkeypatch,
+                                                                            capsys) -> None:
+    import leaderboard.transaction as transaction
+
+    root = populate(make_board(tmp_path), tmp_path, RECORDS)
+    (root / "results" / "unrelated.txt").write_text("someone else's file")  # not ours: must survive
+    before = tree(root)
+    rerun = make_record("axf", "1", "bottle", seeds={"generation": 1, "detector": 1})  # replaces a file
+    run = write_run(tmp_path / "rerun", [rerun, make_record("axf", "1", "hazelnut"), make_record("perlin", "1", "bottle")])
+    real_write, calls = transaction._atomic_write, []
+
+    def fail_on_the_third(path: Path, data: bytes) -> None:
+        calls.append(path)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device", str(path))
+        real_write(path, data)
+
+    monkeypatch.setattr(transaction, "_atomic_write", fail_on_the_third)
+    assert main(["submit", str(run), "--root", str(root), "--replace"]) == 1
+    err = capsys.readouterr().err
+    assert "[write] writing failed (No space left on device)" in err and "were rolled back" in err
+    monkeypatch.setattr(transaction, "_atomic_write", real_write)
+    assert tree(root) == before  # the replaced bottle.json restored, the new hazelnut.json removed
+    assert not (root / "results" / "perlin").exists()  # folders it created are gone too
+    (root / "results" / "unrelated.txt").unlink()
+    assert validate_tree(root).ok
+
+
+@pytest.mark.parametrize("content", [b"", b'{"name": "axf",', b'{"name": "\xe9"}', b"[]"])
+def test_a_corrupt_existing_meta_is_named_not_a_traceback(tmp_path: Path, content: bytes, capsys) -> None:
+    root = populate(make_board(tmp_path), tmp_path, RECORDS)
+    meta = root / "results" / "axf" / "1" / "meta.json"
+    meta.write_bytes(content)
+    before = tree(root)
+    assert main(["submit", str(write_run(tmp_path / "more", [make_record("axf", "1", "hazelnut")])), "--root", str(root)]) == 1
+    err = capsys.readouterr().err
+    assert f"{meta}: [schema] existing meta.json is invalid" in err and "Traceback" not in err
+    assert tree(root) == before
+    assert main(["render", "--root", str(root)]) == 1
+    assert "axf/1/meta.json: [valid-json]" in capsys.readouterr().err

@@ -16,6 +16,8 @@ from leaderboard.cli import main
 from leaderboard.layout import MAX_FILE_BYTES, ResultKey
 from leaderboard.validate import RULES, fix_tree, rules_markdown, validate_tree
 
+pytestmark = pytest.mark.usefixtures("pinned_clip")
+
 SMALL = [make_record("axf", "1", "bottle"), make_record(None, "0", "bottle"), make_record("cutpaste", "2", "bottle")]
 AXF_BOTTLE = "axf/1/mvtec-caption-cpu--v1/mvtec_ad/bottle.json"
 
@@ -126,6 +128,107 @@ def _metric_comparable_without_weights(root: Path) -> None:
     put(root, with_first_repetition(record, fidelity=[record.fidelity[0], metric, *record.fidelity[2:]]))
 
 
+def _with_weights(record: ResultRecord, metric_index: int, **update: object) -> ResultRecord:
+    metric = record.fidelity[metric_index]
+    weights = [metric.weights[0].model_copy(update=update), *metric.weights[1:]]
+    fidelity = list(record.fidelity)
+    fidelity[metric_index] = metric.model_copy(update={"weights": weights})
+    return with_first_repetition(record, fidelity=fidelity)
+
+
+def _comparable_with_unpinned_weights(root: Path) -> None:
+    put(root, _with_weights(make_record("axf", "1", "cable"), 0, sha256="1" * 64))
+
+
+def _comparable_with_a_prefix_only(root: Path) -> None:
+    put(root, _with_weights(make_record("axf", "1", "cable"), 0, sha256="6726825d"))
+
+
+def _comparable_unverified_id(root: Path) -> None:
+    record = make_record("axf", "1", "cable")
+    fidelity = [record.fidelity[0].model_copy(update={"id": "is-unverified-weights"}), *record.fidelity[1:]]
+    put(root, with_first_repetition(record, fidelity=fidelity))
+
+
+def _replace_in_file(root: Path, record: ResultRecord, old: str, new: str) -> None:
+    path = put(root, record)
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+def _pixel_ap_text(record: ResultRecord) -> str:
+    return f'"pixel_ap": {record.detectors[0].overall.pixel_ap}'
+
+
+def _nan_token(root: Path) -> None:
+    record = make_record("axf", "1", "cable")
+    _replace_in_file(root, record, _pixel_ap_text(record), '"pixel_ap": NaN')
+
+
+def _infinity_token(root: Path) -> None:
+    record = make_record("axf", "1", "cable")
+    _replace_in_file(root, record, _pixel_ap_text(record), '"pixel_ap": Infinity')
+
+
+def _overflowing_number(root: Path) -> None:
+    record = make_record("axf", "1", "cable")
+    _replace_in_file(root, record, _pixel_ap_text(record), '"pixel_ap": 1e999')
+
+
+def _with_scores(record: ResultRecord, where: str, **scores: float) -> ResultRecord:
+    detector = record.detectors[0]
+    if where == "overall":
+        detector = detector.model_copy(update={"overall": detector.overall.model_copy(update=scores)})
+    else:
+        per_defect = dict(detector.per_defect)
+        per_defect[where] = per_defect[where].model_copy(update=scores)
+        detector = detector.model_copy(update={"per_defect": per_defect})
+    return with_first_repetition(record, detectors=[detector, *record.detectors[1:]])
+
+
+def _score_above_one(root: Path) -> None:
+    put(root, _with_scores(make_record("axf", "1", "cable"), "overall", pixel_ap=7.5))
+
+
+def _negative_score(root: Path) -> None:
+    put(root, _with_scores(make_record("axf", "1", "cable"), "broken", image_auroc=-0.2))
+
+
+def _with_metric(record: ResultRecord, index: int, **update: object) -> ResultRecord:
+    fidelity = list(record.fidelity)
+    fidelity[index] = fidelity[index].model_copy(update=update)
+    return with_first_repetition(record, fidelity=fidelity)
+
+
+def _is_below_one(root: Path) -> None:
+    record = make_record("axf", "1", "cable")
+    assert record.fidelity[0].id == "is"
+    put(root, _with_metric(record, 0, value=0.5))
+
+
+def _negative_ic_lpips(root: Path) -> None:
+    record = make_record("axf", "1", "cable")
+    assert record.fidelity[1].id == "ic-lpips-ad"
+    put(root, _with_metric(record, 1, per_defect={**record.fidelity[1].per_defect, "broken": -0.1}))
+
+
+def _unknown_metric(root: Path) -> None:
+    record = make_record("axf", "1", "cable", comparable=False)
+    put(root, _with_metric(record, 0, id="fid"))
+
+
+def _unknown_detector(root: Path) -> None:
+    record = make_record("axf", "1", "cable")
+    put(root, with_first_repetition(record, detectors=[record.detectors[0].model_copy(update={"name": "unet\n"})]))
+
+
+def _category_with_newline(root: Path) -> None:
+    """A trailing newline passed a ``$``-anchored pattern and rendered a duplicate column."""
+    record = make_record("axf", "1", "bottle")
+    put(root, record.model_copy(update={"dataset": record.dataset.model_copy(update={"category": "bottle\n"})}))
+
+
 def _duplicate_content(root: Path) -> None:
     target = results(root) / AXF_BOTTLE.replace("bottle.json", "cable.json")
     target.write_bytes((results(root) / AXF_BOTTLE).read_bytes())
@@ -161,6 +264,20 @@ def _broken_json(root: Path) -> None:
 
 def _json_array(root: Path) -> None:
     (results(root) / AXF_BOTTLE.replace("bottle.json", "cable.json")).write_text("[1, 2]")
+
+
+def _latin1_result(root: Path) -> None:
+    text = dump_result(make_record("axf", "1", "cable")).replace("test cpu", "caf\u00e9 cpu")
+    (results(root) / AXF_BOTTLE.replace("bottle.json", "cable.json")).write_bytes(text.encode("latin-1"))
+
+
+def _broken_meta(root: Path) -> None:
+    path = results(root) / "axf" / "1" / "meta.json"
+    path.write_text(path.read_text()[:40])
+
+
+def _empty_meta(root: Path) -> None:
+    (results(root) / "axf" / "1" / "meta.json").write_bytes(b"")
 
 
 def _hidden_file(root: Path) -> None:
@@ -249,7 +366,28 @@ INVALID: dict[str, tuple[Callable[[Path], None], str, str, str]] = {
                                      "claims comparable=true but was not computed"),
     "comparable with a substitute": (_claims_comparable_with_a_substitute, "comparable-claims", "cable.json",
                                      "standard metric 'is' is missing"),
-    "comparable without weights": (_metric_comparable_without_weights, "comparable-claims", "cable.json", "no reference weights"),
+    "comparable without weights": (_metric_comparable_without_weights, "comparable-claims", "cable.json",
+                                   "reference weights vgg16-imagenet are not listed"),
+    "comparable with unpinned weights": (_comparable_with_unpinned_weights, "comparable-claims", "cable.json",
+                                         "inception-v3-2015-12-05 has sha256 " + "1" * 64 + ", not the pinned"),
+    "comparable with a short hash": (_comparable_with_a_prefix_only, "comparable-claims", "cable.json",
+                                     "has sha256 6726825d, not the pinned"),
+    "comparable with unverified weights": (_comparable_unverified_id, "comparable-claims", "cable.json",
+                                           "not a standard metric computed on verified weights"),
+    "NaN token": (_nan_token, "valid-json", "cable.json", "non-standard JSON token NaN"),
+    "Infinity token": (_infinity_token, "valid-json", "cable.json", "non-standard JSON token Infinity"),
+    "overflowing number": (_overflowing_number, "valid-json", "cable.json", "detectors.0.overall.pixel_ap=inf"),
+    "score above 1": (_score_above_one, "scores-in-range", "cable.json",
+                      "detector unet overall.pixel_ap = 7.5 is outside [0, 1]"),
+    "negative score": (_negative_score, "scores-in-range", "cable.json",
+                       "detector unet per_defect.broken.image_auroc = -0.2 is outside [0, 1]"),
+    "IS below 1": (_is_below_one, "scores-in-range", "cable.json", "metric is value = 0.5 is outside [1, 1008]"),
+    "negative IC-LPIPS": (_negative_ic_lpips, "scores-in-range", "cable.json",
+                          "metric ic-lpips-ad per_defect.broken = -0.1 is outside [0, inf]"),
+    "unknown metric": (_unknown_metric, "scores-in-range", "cable.json", "'fid' is not a registered metric"),
+    "unknown detector": (_unknown_detector, "detectors-known", "cable.json",
+                         "detector 'unet\\n' is not a detector of protocol mvtec-caption-cpu/v1"),
+    "category with a newline": (_category_with_newline, "safe-names", "bottle\n.json", "unsafe path component(s)"),
     "duplicate content": (_duplicate_content, "no-duplicates", "cable.json", "the same content as leaderboard/results/axf/1"),
     "symlinked file": (_symlinked_file, "no-symlinks", "cable.json", "is a symbolic link"),
     "symlinked folder outside": (_symlinked_folder_outside, "no-symlinks", "results/evil", "is a symbolic link"),
@@ -258,6 +396,9 @@ INVALID: dict[str, tuple[Callable[[Path], None], str, str, str]] = {
     "image file": (_image, "json-only", "bottle.grid.png", "is not a JSON file"),
     "broken JSON": (_broken_json, "valid-json", "cable.json", "is not valid JSON"),
     "JSON array": (_json_array, "valid-json", "cable.json", "expected an object"),
+    "non-UTF-8 result": (_latin1_result, "valid-json", "cable.json", "is not UTF-8 text (invalid continuation byte"),
+    "broken meta.json": (_broken_meta, "valid-json", "axf/1/meta.json", "is not valid JSON"),
+    "empty meta.json": (_empty_meta, "valid-json", "axf/1/meta.json", "is not valid JSON"),
     "hidden file": (_hidden_file, "safe-names", ".cable.json", "unsafe path component(s) ['.cable']"),
     "misplaced JSON": (_misplaced_json, "layout", "summary.json", "is not where the layout puts a file"),
     "schema violation": (_schema_violation, "schema", "bottle.json", "repetitions: Field required"),

@@ -56,6 +56,16 @@ def test_every_protocol_metric_is_registered_with_its_substitutes() -> None:
             assert METRICS[substitute].not_comparable
 
 
+def test_every_metric_declares_the_range_its_definition_allows() -> None:
+    ranges = {metric_id: (spec.value_range.low, spec.value_range.high) for metric_id, spec in METRICS.items()}
+    assert ranges["is"] == (1.0, 1008.0) and ranges["is-effnetlite0-substitute"] == (1.0, 1000.0)
+    assert ranges["ic-lpips-ad"] == ranges["ic-lpips-dfmgan"] == (0.0, float("inf"))
+    assert ranges["caption-faithfulness"] == (-1.0, 1.0) and ranges["caption-type-accuracy-knn"] == (0.0, 1.0)
+    is_range = METRICS["is"].value_range
+    assert is_range.problem(1.0 - 1e-9) is None  # float rounding of exp(KL ~ 0)
+    assert "outside [1, 1008]" in is_range.problem(0.5) and "not a finite number" in is_range.problem(float("nan"))
+
+
 def test_offline_standard_metrics_are_refused_and_substitutes_offered(
         offline: WeightsResolver, features: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level("WARNING", logger="benchmark.metrics.registry"):
@@ -75,6 +85,8 @@ def test_offline_standard_metrics_are_refused_and_substitutes_offered(
         assert substitute.value == pytest.approx(np.mean(list(substitute.per_defect.values())))
         assert "aggregation" in substitute.settings and substitute.weights
         assert all(w.sha256 and len(w.sha256) == 64 for w in substitute.weights)
+        for value in [substitute.value, *substitute.per_defect.values()]:  # what the leaderboard checks
+            assert METRICS[metric_id].value_range.problem(value) is None, (metric_id, value)
     for result in results:
         assert MetricResult.model_validate_json(result.model_dump_json()) == result
     # The record's reason is the same on every machine (no local folders: records are compared by

@@ -172,3 +172,11 @@ def test_packaged_lpips_heads_and_effnet_verify() -> None:
     for name in ("lpips-vgg-heads-v0.1", "lpips-alex-heads-v0.1", "efficientnet-lite0-imagenet"):
         found = resolver.resolve(name)
         assert found.verified and found.origin == "package"
+
+
+def test_a_hub_id_is_matched_in_full(tmp_path: Path) -> None:
+    """A trailing newline passed the ``$``-anchored pattern; the id is now matched in full."""
+    resolver = WeightsResolver(paths={"clip-vit-base-patch32": "openai/clip-vit-base-patch32\n"}, allow_download=False,
+                               cache_dir=tmp_path)
+    with pytest.raises(WeightsUnavailable, match="neither a folder nor a hub id"):
+        resolver.resolve("clip-vit-base-patch32")

@@ -17,11 +17,13 @@ import numpy as np
 from benchmark.metrics.cache import FeatureCache
 from benchmark.metrics.inputs import FidelityInputs
 from benchmark.metrics.weights import ResolvedWeights, WeightsResolver
-from benchmark.results import MetricResult, WeightsRef
+from benchmark.results import MetricResult, ScoreRange, WeightsRef
 
 AGGREGATION = ("per_defect: one value per defect type with generated images; value: unweighted mean of the "
                "per-defect values that exist (the category's value; averaging categories is left to the leaderboard)")
 NOT_COMPARABLE = "not comparable with published values"
+#: A standard metric computed on weights that do not match the pin is recorded as ``<id>`` + this.
+UNVERIFIED_SUFFIX = "-unverified-weights"
 T = TypeVar("T")
 
 
@@ -49,7 +51,11 @@ ComputeFn = Callable[[FidelityInputs, MetricContext, Mapping[str, ResolvedWeight
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """One metric: ``standard`` ones have reference weights; the others are named substitutes."""
+    """One metric: ``standard`` ones have reference weights; the others are named substitutes.
+
+    ``value_range`` is what the metric's definition allows (per defect type and for the mean);
+    the leaderboard rejects any recorded value outside it.
+    """
 
     id: str
     name: str
@@ -57,6 +63,7 @@ class MetricSpec:
     settings: Mapping[str, Any]
     needs_weights: tuple[str, ...]
     compute: ComputeFn
+    value_range: ScoreRange
     standard: bool = True
     substitutes: tuple[str, ...] = ()  # offered when a standard metric cannot be computed
     substitute_for: str | None = None
@@ -74,7 +81,7 @@ def build_result(spec: MetricSpec, output: MetricOutput, weights: Mapping[str, R
     if spec.standard and not problems:
         metric_id, name, comparable, reason = spec.id, spec.name, True, None
     elif spec.standard:
-        metric_id = f"{spec.id}-unverified-weights"
+        metric_id = f"{spec.id}{UNVERIFIED_SUFFIX}"
         name = f"{spec.name} architecture with unverified weights (not the standard metric)"
         comparable, reason = False, f"{NOT_COMPARABLE}: " + "; ".join(problems)
     else:

@@ -45,6 +45,7 @@ from benchmark.metrics import effnet
 from benchmark.metrics.base import MetricContext, MetricOutput, MetricSpec
 from benchmark.metrics.inputs import FidelityInputs, Item, images_hash, items_hash
 from benchmark.metrics.weights import ResolvedWeights
+from benchmark.results import ScoreRange
 
 EFFNET = "efficientnet-lite0-imagenet"
 MINILM = "all-minilm-l6-v2"
@@ -234,13 +235,16 @@ _KNN_SETTINGS = {"crop": CROP, "image_embedding": "EfficientNet-Lite0 pooled hea
                  "references": "real anomalies of the category, training and test splits, all defect types",
                  "per_defect": "mean over the defect type's generated images"}
 
+COSINE = ScoreRange(-1.0, 1.0, "a (weighted mean) cosine similarity")
+FRACTION = ScoreRange(0.0, 1.0, "a fraction of the generated crops")
+
 CAPTION_FAITHFULNESS = MetricSpec(
     id="caption-faithfulness", name="Caption faithfulness (CLIP ViT-B/32, defect crop vs caption)",
     description="Cosine between CLIP ViT-B/32 embeddings of the defect crop and its caption; benchmark-defined.",
     settings={"crop": CROP, "model": "openai/clip-vit-base-patch32 (transformers)", "score": "cosine similarity",
               "text": "asked caption, truncated to 77 tokens", "per_defect": "mean over the defect type's generated images",
               "published_anchor": None},
-    needs_weights=(CLIP,), compute=_compute_clip,
+    needs_weights=(CLIP,), compute=_compute_clip, value_range=COSINE,
     substitutes=("caption-faithfulness-knn", "caption-type-accuracy-knn"),
 )
 
@@ -250,7 +254,8 @@ CAPTION_FAITHFULNESS_KNN = MetricSpec(
     description="Weighted MiniLM similarity between the asked caption and the captions of the k nearest real defect crops.",
     settings={**_KNN_SETTINGS, "references": _KNN_SETTINGS["references"] + ", with a caption",
               "score": "weighted mean all-MiniLM-L6-v2 cosine between the asked caption and the neighbours' captions"},
-    needs_weights=(EFFNET, MINILM), compute=_compute_knn, standard=False, substitute_for="caption-faithfulness",
+    needs_weights=(EFFNET, MINILM), compute=_compute_knn, value_range=COSINE, standard=False,
+    substitute_for="caption-faithfulness",
     not_comparable="retrieval through EfficientNet-Lite0 neighbours and MiniLM caption similarity replaces the CLIP "
                    "crop-caption score; its scale depends on the category's caption diversity",
 )
@@ -261,6 +266,7 @@ CAPTION_TYPE_ACCURACY_KNN = MetricSpec(
     description="Fraction of generated crops whose nearest real defect crops vote for the asked defect type.",
     settings={**_KNN_SETTINGS, "score": "1 if the weighted neighbour vote names the asked defect type, else 0",
               "ties": "the nearest tied neighbour's type"},
-    needs_weights=(EFFNET,), compute=_compute_type_accuracy, standard=False, substitute_for="caption-faithfulness",
+    needs_weights=(EFFNET,), compute=_compute_type_accuracy, value_range=FRACTION, standard=False,
+    substitute_for="caption-faithfulness",
     not_comparable="an offline retrieval proxy; no published counterpart exists",
 )

@@ -21,6 +21,7 @@ positions and over stages). Its scale is unrelated to LPIPS.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeVar
@@ -33,11 +34,18 @@ from benchmark.metrics.base import MetricContext, MetricOutput, MetricSpec, prog
 from benchmark.metrics.inputs import FidelityInputs, images_hash
 from benchmark.metrics.lpips import BACKBONE_WEIGHTS, HEAD_WEIGHTS, LayeredDistance, lpips_distance
 from benchmark.metrics.weights import ResolvedWeights
+from benchmark.results import ScoreRange
 
 X = TypeVar("X")
 Distance = Callable[[Sequence[X], Sequence[X]], np.ndarray]  # (a, b) -> len(a) x len(b)
 SmallClusters = Literal["drop", "zero"]
 EFFNET = "efficientnet-lite0-imagenet"
+#: A mean of LPIPS distances: sums of non-negative weights times squared differences, so >= 0. The
+#: definition gives no bound of 1 (the bound depends on the head weights), so none is claimed.
+LPIPS_RANGE = ScoreRange(0.0, math.inf, "a mean of LPIPS distances, which are non-negative")
+#: Channel-normalised features differ by at most 2 per position, so each stage term is in [0, 4];
+#: the distance averages stages with unit weights.
+EFFNET_DISTANCE_RANGE = ScoreRange(0.0, 4.0, "a mean of squared differences of unit vectors, each in [0, 4]")
 
 
 @dataclass(frozen=True)
@@ -152,7 +160,7 @@ def _specs(variant: Variant, backbone_name: str) -> tuple[MetricSpec, MetricSpec
         settings={**variant.settings, "distance": f"LPIPS v0.1, {backbone_name} backbone (torchvision ImageNet weights, "
                                                   "torchmetrics linear heads), inputs in [-1, 1], no resizing, spatial mean"},
         needs_weights=(BACKBONE_WEIGHTS[variant.backbone], HEAD_WEIGHTS[variant.backbone]),
-        compute=_lpips_compute(variant), substitutes=(substitute_id,),
+        compute=_lpips_compute(variant), value_range=LPIPS_RANGE, substitutes=(substitute_id,),
     )
     substitute = MetricSpec(
         id=substitute_id, name=f"IC diversity, {variant.id.split('-')[-1]} clustering, EfficientNet-Lite0 distance (substitute)",
@@ -160,7 +168,8 @@ def _specs(variant: Variant, backbone_name: str) -> tuple[MetricSpec, MetricSpec
         settings={**variant.settings, "distance": "EfficientNet-Lite0 stage outputs (5 stages), unit-normalised over "
                                                   "channels, squared difference summed over channels, mean over positions "
                                                   "and stages; inputs normalised to [-1, 1], no resizing"},
-        needs_weights=(EFFNET,), compute=_effnet_compute(variant), standard=False, substitute_for=variant.id,
+        needs_weights=(EFFNET,), compute=_effnet_compute(variant), value_range=EFFNET_DISTANCE_RANGE, standard=False,
+        substitute_for=variant.id,
         not_comparable=f"an uncalibrated EfficientNet-Lite0 feature distance replaces LPIPS-{backbone_name}, so the "
                        "scale differs from any published IC-LPIPS",
     )

@@ -26,11 +26,17 @@ from benchmark.metrics import effnet
 from benchmark.metrics.base import MetricContext, MetricOutput, MetricSpec, progress_bar
 from benchmark.metrics.inputs import FidelityInputs, GeneratedItem, items_hash
 from benchmark.metrics.weights import ResolvedWeights
+from benchmark.results import ScoreRange
 
 SPLITS = 10
 RNG_SEED = 2020
 INCEPTION = "inception-v3-2015-12-05"
 EFFNET = "efficientnet-lite0-imagenet"
+
+
+def _is_range(classes: int) -> ScoreRange:
+    """exp of a mean KL divergence (>= 0) is >= 1, and at most exp(H(p(y))) <= the number of classes."""
+    return ScoreRange(1.0, float(classes), f"exp of a mean KL divergence: at least 1, at most the {classes} classes")
 
 
 @dataclass(frozen=True)
@@ -132,7 +138,7 @@ IS = MetricSpec(
     settings={**_COMMON, "implementation": "torch-fidelity FeatureExtractorInceptionV3 ('inception-v3-compat')",
               "weights": "pt_inception-2015-12-05", "feature_layer": "logits_unbiased", "classes": 1008,
               "input": "uint8 RGB resized to 299 px by torch-fidelity (TF1-compatible bilinear)"},
-    needs_weights=(INCEPTION,), compute=_compute_is, substitutes=("is-effnetlite0-substitute",),
+    needs_weights=(INCEPTION,), compute=_compute_is, value_range=_is_range(1008), substitutes=("is-effnetlite0-substitute",),
 )
 
 IS_EFFNET = MetricSpec(
@@ -140,7 +146,7 @@ IS_EFFNET = MetricSpec(
     description="The IS formula on EfficientNet-Lite0 ImageNet probabilities; offline stand-in for IS.",
     settings={**_COMMON, "classifier": "EfficientNet-Lite0 ImageNet (1000 classes)", "classes": 1000,
               "input": "resized to 224 px (bilinear, antialiased), normalised to [-1, 1]"},
-    needs_weights=(EFFNET,), compute=_compute_is_effnet, standard=False, substitute_for="is",
+    needs_weights=(EFFNET,), compute=_compute_is_effnet, value_range=_is_range(1000), standard=False, substitute_for="is",
     not_comparable="EfficientNet-Lite0's 1000-class ImageNet probabilities replace Inception-v3 2015-12-05's 1008-class "
                    "ones, so the scale differs from any published Inception Score",
 )

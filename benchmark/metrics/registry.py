@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmark.metrics.base import MetricContext, MetricSpec, build_result, not_computed
+from benchmark.metrics.base import UNVERIFIED_SUFFIX, MetricContext, MetricSpec, build_result, not_computed
 from benchmark.metrics.cache import FeatureCache
 from benchmark.metrics.caption_faithfulness import (
     CAPTION_FAITHFULNESS,
@@ -57,6 +57,11 @@ def get_metric(metric_id: str) -> MetricSpec:
     return METRICS[metric_id]
 
 
+def recorded_metric_spec(recorded_id: str) -> MetricSpec | None:
+    """The metric a result's metric id was computed by (``<id>-unverified-weights`` included); None if unknown."""
+    return METRICS.get(recorded_id.removesuffix(UNVERIFIED_SUFFIX))
+
+
 def _resolve(spec: MetricSpec, resolver: WeightsResolver) -> dict[str, ResolvedWeights]:
     return {name: resolver.resolve(name) for name in spec.needs_weights}
 
@@ -78,7 +83,7 @@ def compute_metric(spec: MetricSpec, inputs: FidelityInputs, ctx: MetricContext)
     results = []
     if spec.standard and unverified:
         results.append(not_computed(spec, "reference weights not verified: " + "; ".join(unverified)
-                                    + f" (computed as {spec.id}-unverified-weights instead)",
+                                    + f" (computed as {spec.id}{UNVERIFIED_SUFFIX} instead)",
                                     [w.ref() for w in weights.values()], inputs.defect_types))
     results.append(build_result(spec, spec.compute(inputs, ctx, weights), weights))
     if spec.standard and (unverified or not results[-1].computed):

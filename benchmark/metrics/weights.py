@@ -34,7 +34,7 @@ from benchmark.results import WeightsRef
 ENV_WEIGHTS_DIR = "MVTEC_BENCH_WEIGHTS_DIR"
 ENV_BASE_URL = "MVTEC_BENCH_WEIGHTS_BASE_URL"
 DOWNLOAD_TIMEOUT_S = 60.0
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # matched in full (a trailing newline must not pass)
 
 
 class WeightsUnavailable(RuntimeError):
@@ -364,7 +364,7 @@ class WeightsResolver:
         if explicit is not None and Path(explicit).expanduser().is_dir():
             return self._model_folder(spec, Path(explicit).expanduser(), "path")
         hub_id = str(explicit) if explicit is not None else spec.hub_id
-        if explicit is not None and not _HUB_ID.match(hub_id):
+        if explicit is not None and not _HUB_ID.fullmatch(hub_id):
             raise WeightsUnavailable(f"{spec.name}: {explicit} is neither a folder nor a hub id")
         if explicit is None:
             for origin, folder in self._folders():
