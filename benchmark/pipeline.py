@@ -59,6 +59,7 @@ class RunRequest(BaseModel):
     allow_download: bool = True
     keep_models: bool = True
     progress: bool = True
+    extra_metrics: list[str] = []  # fidelity metrics computed beside the protocol's (recorded, not part of the protocol)
 
 
 @dataclass
@@ -94,7 +95,7 @@ def plan_category(request: RunRequest, protocol: Protocol, context: CategoryCont
         generate = Job(kind="generate", label=f"generate {name} {context.category}", deps=(fit.key,),
                        params={**base, "synth": name, "n": protocol.n_generated_per_defect, "seed": request.generation_seed})
         fidelity = Job(kind="fidelity", label=f"fidelity {name} {context.category}", deps=(generate.key,),
-                       params={**base, "metrics": protocol.fidelity_metrics, "weights_dir": request.weights_dir,
+                       params={**base, "metrics": fidelity_metrics(request, protocol), "weights_dir": request.weights_dir,
                                "allow_download": request.allow_download, "test": context.test.sha256})
         plan.fits[name], plan.generates[name], plan.fidelities[name] = fit, generate, fidelity
         for detector in request.detectors:
@@ -102,7 +103,8 @@ def plan_category(request: RunRequest, protocol: Protocol, context: CategoryCont
                 plan.detections[(name, detector)] = Job(
                     kind="detect", label=f"detect {detector} {name} {context.category}", deps=(generate.key,),
                     params={**base, "detector": detector, "config": protocol.detectors.get(detector, {}),
-                            "seed": request.detector_seed, "split": context.split_sha256})
+                            "seed": request.detector_seed, "split": context.split_sha256,
+                            **_weights_params(detector, request)})
     for detector in request.detectors:
         if not uses_synthesis(detector):
             plan.detections[("", detector)] = Job(
@@ -110,6 +112,20 @@ def plan_category(request: RunRequest, protocol: Protocol, context: CategoryCont
                 params={**base, "detector": detector, "config": protocol.detectors.get(detector, {}),
                         "seed": request.detector_seed, "split": context.split_sha256})
     return plan
+
+
+def fidelity_metrics(request: RunRequest, protocol: Protocol) -> list[str]:
+    """The protocol's fidelity metrics, then the request's extra ones (the job key changes only when there are some)."""
+    return protocol.fidelity_metrics + [m for m in request.extra_metrics if m not in protocol.fidelity_metrics]
+
+
+def _weights_params(detector: str, request: RunRequest) -> dict[str, Any]:
+    """Where a detector with pretrained weights from the resolver finds them (others: nothing, keys unchanged)."""
+    from benchmark.detectors import detector_class
+
+    if not getattr(detector_class(detector), "weights_from_resolver", False):
+        return {}
+    return {"weights_dir": request.weights_dir, "allow_download": request.allow_download}
 
 
 class Executor:
@@ -141,14 +157,14 @@ class Executor:
             bar.update(1)
             set_folder = store.folder(generate_job) / "samples"
             self.run(plan.fidelities[name], lambda work: stages.fidelity(
-                ctx, set_folder, ctx.protocol.fidelity_metrics, request.weights_dir, request.allow_download,
+                ctx, set_folder, plan.fidelities[name].params["metrics"], request.weights_dir, request.allow_download,
                 request.device, work, request.progress))
             bar.update(1)
         for (name, detector), job in plan.detections.items():
             set_folder = store.folder(plan.generates[name]) / "samples" if name else None
             self.run(job, lambda work, d=detector, s=set_folder, j=job: stages.detect(
                 ctx, d, j.params["config"], request.detector_seed, s, request.device, work, request.progress,
-                request.keep_models))
+                request.keep_models, request.weights_dir, request.allow_download))
             bar.update(1)
 
 
