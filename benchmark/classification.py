@@ -35,12 +35,19 @@ GOOD = "good"
 
 
 def result_id(classifier: DefectTypeClassifier) -> tuple[str, str]:
-    """(id, name) of the classifier's result: the standard id only for the paper's setting."""
-    short = classifier.backbone.short
-    if classifier.standard:
-        return f"defect-type-{short}", "Defect-type accuracy (ResNet-34 ImageNet, fine-tuned; the AXF paper's setting)"
+    """(id, name) of the classifier's result: the standard id only for the paper's setting with verified weights.
+
+    Before training (e.g. weights unavailable) the paper's setting keeps its standard id; trained on
+    weights that did not verify it becomes ``...-unverified-weights``; other settings are substitutes.
+    """
+    short, backbone = classifier.backbone.short, classifier.backbone.name
+    if classifier.aims_at_paper and classifier.fitted and not classifier.standard:
+        return (f"defect-type-{short}-unverified-weights",
+                f"Defect-type accuracy ({backbone} with unverified weights; not the standard setting)")
+    if classifier.aims_at_paper:
+        return f"defect-type-{short}", f"Defect-type accuracy ({backbone} ImageNet, fine-tuned; the AXF paper's setting)"
     kind = "fine-tuned" if classifier.config.train_backbone else "frozen features + linear head"
-    return f"defect-type-{short}-substitute", f"Defect-type accuracy ({classifier.backbone.name}, {kind}; substitute)"
+    return f"defect-type-{short}-substitute", f"Defect-type accuracy ({backbone}, {kind}; substitute)"
 
 
 def score_predictions(true: Sequence[str], predicted: Sequence[str], labels: Sequence[str]) -> dict[str, object]:
@@ -124,7 +131,7 @@ def evaluate_classifier(classifier: DefectTypeClassifier, normals: np.ndarray, s
     if missing := sorted(set(test_counts) - set(train_counts)):
         notes.append(f"test types absent from the generated set count as errors: {', '.join(missing)}")
     if not classifier.standard:
-        notes.append("not comparable with the paper's numbers: a substitute for ResNet-34 with verified ImageNet "
+        notes.append("not comparable with the paper's numbers: the paper's setting is ResNet-34 with verified ImageNet "
                      "weights, fine-tuned")
     result = ClassificationResult(**{**base, "id": result_id_, "name": name}, comparable=classifier.standard,
                                   applicable=True, computed=True, reason="; ".join(notes) or None, **scores)

@@ -78,21 +78,20 @@ def kid(generated: np.ndarray, real: np.ndarray, subsets: int = SUBSETS, subset_
 def _per_defect(inputs: FidelityInputs, ctx: MetricContext, features_of: Callable[[Sequence[Item]], np.ndarray],
                 desc: str) -> MetricOutput:
     per_defect: dict[str, float | None] = {}
-    std, sizes, n_real = {}, {}, {}
+    std, sizes, n_real, no_value = {}, {}, {}, {}
     for defect in progress_bar(inputs.defect_types, ctx, desc):
         generated, real = inputs.generated[defect], inputs.real_test.get(defect, [])
         n_real[defect] = len(real)
         if len(generated) < MIN_IMAGES or len(real) < MIN_IMAGES:
             per_defect[defect] = None
+            no_value[defect] = f"{len(generated)} generated, {len(real)} real test anomalies (at least {MIN_IMAGES} each)"
             continue
         value = kid(features_of(generated), features_of(real))
         per_defect[defect], std[defect], sizes[defect] = value.mean, value.std, value.subset_size
-    reason = None
-    if any(v is None for v in per_defect.values()):
-        reason = f"defect types with fewer than {MIN_IMAGES} generated or real test anomalies have no value"
     return MetricOutput(per_defect, {"subset_size_used": sizes, "std_over_subsets": std, "real_test_per_defect": n_real,
-                                     "images_per_defect": {d: len(inputs.generated[d]) for d in inputs.defect_types}},
-                        reason=reason)
+                                     "images_per_defect": {d: len(inputs.generated[d]) for d in inputs.defect_types},
+                                     "no_value": no_value},
+                        reason=f"fewer than {MIN_IMAGES} generated or real test anomalies per defect type" if no_value else None)
 
 
 # ---- standard: torch-fidelity's Inception-v3 pool features -----------------------------------------
