@@ -26,6 +26,7 @@ def results_frame(records: Sequence[ResultRecord]) -> pd.DataFrame:
                 "synthesizer": record.synthesizer_name,
                 "detector": detector.name,
                 **{column: scores[column] for column in DETECTION_COLUMNS},
+                "defect_type_mean_acc": detector.classification.mean_accuracy if detector.classification else None,
                 **fidelity,
             })
     return pd.DataFrame(rows)

@@ -34,27 +34,27 @@ principle and never fitted to a category:
 * **count**: the number of components equals one of the stated non-zero numbers or their sum
   (the rules do not parse which noun each number counts: "two compartments each have one
   additional pushpin" states 1 and 2, and shows two pushpins).
-* **colour** (CIELAB via ``skimage.color.rgb2lab``): the mean colour of the defect region in the
-  image is compared with the mean colour of the same region in the normal image. A colour word
-  names what the defect *added* to its surroundings, so the check looks at the direction of the
-  change: for each basic colour term (Berlin & Kay's eleven) the cosine between the observed
-  change (defect mean - normal mean) and the direction from the normal mean towards that colour's
-  prototype. A named colour is satisfied when it is the best-aligned colour, with a positive
-  cosine and a perceptible change (CIEDE2000 >= ``MIN_COLOUR_CHANGE``, about one
-  just-noticeable difference). A caption naming k > 1 colours ("red and black woven fabric")
-  describes k differently coloured parts: the region's pixels are split into k parts by k-means
-  on their CIELAB colour (scikit-learn, seeded) and each named colour must be the best-aligned
-  colour of one part (the mean of red and black is a dark red, which names neither).
-  The direction, not the end point, because a defect rarely covers its
-  whole mask: white filler in a dark bottle only makes the region lighter and more neutral, and a
-  partial cover shortens the change without turning it. An unchanged region never passes.
-  Prototypes are the CSS named colours, except brown: CSS ``brown`` (#A52A2A) is a dark red
-  (CIELAB hue 31 degrees, between CSS red and pink), so brown is ISCC-NBS 58 "moderate brown"
-  (#6F4E37), the colour-naming dictionary's centroid. Non-basic words fold into their basic term
-  (silver -> grey, gold -> yellow, violet -> purple, beige -> brown); "dark" is satisfied when the
-  region's lightness L* dropped perceptibly; "transparent" names no colour and is not checkable.
-  Known limit: seen from a normal colour darker than grey, white and grey lie in almost the same
-  direction (both "lighter and neutral"), so a white defect on a dark object can lose to grey.
+* **colour** (scikit-image: ``rgb2xyz``, ``xyz2lab``, CIEDE2000): a colour word names what the
+  defect *added* to the surface, and a defect rarely covers its whole mask (white filler in a dark
+  bottle only makes the region lighter). So the region's mean colour is compared with mixtures of
+  the *normal* image's mean colour over the same pixels and each basic colour: for each of Berlin
+  & Kay's eleven basic colour terms, the mixtures normal + s (colour - normal), s in [0, 1], are
+  formed in CIE XYZ (light adds linearly: a partial cover mixes like this) and the CIEDE2000
+  distance from the defect's mean colour (CIELAB) to the nearest mixture is that colour's
+  residual. The named colour is satisfied when it has the smallest residual, at a share s > 0
+  (an unchanged region is best explained by the normal colour itself and never passes) and with
+  a perceptible change (CIEDE2000 >= ``MIN_COLOUR_CHANGE``, about one just-noticeable difference).
+  A caption naming k > 1 colours ("red and black woven fabric") describes k differently coloured
+  parts: the region's pixels are split by k-means on their CIELAB colour (scikit-learn, seeded)
+  and each named colour must be the best match of one part (the mean of red and black is a dark
+  red, which names neither). Prototypes are the CSS named colours, except brown: CSS ``brown``
+  (#A52A2A) is a dark red (CIELAB hue 31 degrees, between CSS red and pink), so brown is ISCC-NBS
+  58 "moderate brown" (#6F4E37), the colour-naming dictionary's centroid. Non-basic words fold
+  into their basic term (silver -> grey, gold -> yellow, violet -> purple, beige -> brown); "dark"
+  is satisfied when the region's lightness L* dropped perceptibly; "transparent" names no colour
+  and is not checkable. Known limit: seen from a normal colour darker than grey, a little white
+  and more grey are nearly the same mixture, so a white defect that covers little of a dark
+  object's region can be matched to grey.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ from typing import Any, Literal
 
 import numpy as np
 from scipy import ndimage
-from skimage.color import deltaE_ciede2000, rgb2lab
+from skimage.color import deltaE_ciede2000, rgb2lab, rgb2xyz, xyz2lab
 from skimage.filters import threshold_otsu
 from skimage.measure import label, regionprops
 
@@ -111,6 +111,7 @@ SIZE_RULES: dict[str, tuple[str, int]] = {  # word -> (measure, +1 larger than t
 
 MIN_COLOUR_CHANGE = 1.0  # CIEDE2000 between the region's means: about one just-noticeable difference
 COLOUR_KMEANS_INIT = 4  # k-means restarts when a caption names several colours (seeded: deterministic)
+MIX_STEPS = 101  # shares 0, 0.01, ..., 1 of a basic colour mixed into the normal colour
 #: Berlin & Kay's eleven basic colour terms: CSS named colours (sRGB), brown from ISCC-NBS (see above).
 BASIC_COLOURS: dict[str, tuple[int, int, int]] = {
     "black": (0, 0, 0), "white": (255, 255, 255), "red": (255, 0, 0), "green": (0, 128, 0),
@@ -135,12 +136,15 @@ def rules() -> dict[str, Any]:
         "size": {"reference": "median over the category's real annotated defects (all types)",
                  **{w: f"{m} {'>' if d > 0 else '<'} median" for w, (m, d) in SIZE_RULES.items()}},
         "count": "number of components equals a stated non-zero number or their sum",
-        "colour": {"space": "CIELAB (skimage rgb2lab, D65)", "prototypes_srgb": BASIC_COLOURS,
-                   "folds": COLOUR_FOLDS, "min_change_ciede2000": MIN_COLOUR_CHANGE,
-                   "dark": "L* of the region dropped (perceptible change)", "not_checkable": list(UNCHECKABLE_COLOURS),
-                   "rule": "the named colour maximises cosine(defect mean - normal mean, prototype - normal mean) "
-                           "(positive, change perceptible) over the region, or over one of k k-means parts (CIELAB) "
-                           "when the caption names k > 1 colours", "kmeans_restarts": COLOUR_KMEANS_INIT},
+        "colour": {"means": "over the region's pixels in CIE XYZ (skimage rgb2xyz, D65)",
+                   "distance": "CIEDE2000 in CIELAB (skimage xyz2lab, deltaE_ciede2000)",
+                   "prototypes_srgb": BASIC_COLOURS, "folds": COLOUR_FOLDS, "min_change_ciede2000": MIN_COLOUR_CHANGE,
+                   "mixture_shares": MIX_STEPS, "dark": "L* of the region dropped (perceptible change)",
+                   "not_checkable": list(UNCHECKABLE_COLOURS),
+                   "rule": "the named colour's mixture with the normal colour (CIE XYZ, share s in [0, 1]) is the "
+                           "closest to the defect colour, at s > 0, with a perceptible change; over the region, or "
+                           "over one of k k-means parts (CIELAB) when the caption names k > 1 colours",
+                   "kmeans_restarts": COLOUR_KMEANS_INIT},
     }
 
 
@@ -282,37 +286,45 @@ def check_count(stated: str, mask: np.ndarray) -> AttributeCheck:
 
 
 # ---- colour -----------------------------------------------------------------------------------
-def _prototypes_lab() -> dict[str, np.ndarray]:
+def _prototypes_xyz() -> dict[str, np.ndarray]:
     rgb = np.array(list(BASIC_COLOURS.values()), dtype=np.float64).reshape(1, -1, 3) / 255.0
-    return dict(zip(BASIC_COLOURS, rgb2lab(rgb)[0]))
+    return dict(zip(BASIC_COLOURS, rgb2xyz(rgb)[0]))
 
 
-PROTOTYPES_LAB = _prototypes_lab()
+PROTOTYPES_XYZ = _prototypes_xyz()
+MIX_SHARES = np.linspace(0.0, 1.0, MIX_STEPS)
 
 
-def region_mean_lab(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    return rgb2lab(np.asarray(image))[np.asarray(mask, dtype=bool)].mean(axis=0)
+@dataclass(frozen=True)
+class ColourMatch:
+    """How well mixing the normal colour with one basic colour explains a defect colour."""
+
+    name: str
+    distance: float  # CIEDE2000 from the defect colour to the nearest mixture
+    share: float  # the basic colour's share in that mixture (0: the normal colour itself)
 
 
-def colour_alignment(defect_lab: np.ndarray, normal_lab: np.ndarray) -> dict[str, float]:
-    """Cosine between the observed change and the direction from the normal colour to each basic colour."""
-    change = np.asarray(defect_lab, dtype=np.float64) - normal_lab
-    names = list(PROTOTYPES_LAB)
-    towards = np.stack([PROTOTYPES_LAB[n] for n in names]) - normal_lab
-    norms = np.linalg.norm(towards, axis=1) * np.linalg.norm(change)
-    cosines = np.divide(towards @ change, norms, out=np.zeros(len(names)), where=norms > 0)
-    return dict(zip(names, cosines.tolist()))
+def mixing_matches(defect_xyz: np.ndarray, normal_xyz: np.ndarray) -> list[ColourMatch]:
+    """Each basic colour's best mixture with the normal colour (mixed in CIE XYZ), best match first."""
+    defect_lab = xyz2lab(np.asarray(defect_xyz, dtype=np.float64))
+    matches = []
+    for name, prototype in PROTOTYPES_XYZ.items():
+        line = xyz2lab(normal_xyz + MIX_SHARES[:, None] * (prototype - normal_xyz))
+        distances = deltaE_ciede2000(np.broadcast_to(defect_lab, line.shape), line)
+        best = int(np.argmin(distances))
+        matches.append(ColourMatch(name, float(distances[best]), float(MIX_SHARES[best])))
+    return sorted(matches, key=lambda m: m.distance)
 
 
 def colour_parts(image: np.ndarray, normal: np.ndarray, mask: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(defect mean, normal mean) in CIELAB of k parts of the region: k-means on the defect's CIELAB pixels (k=1: all)."""
-    image_lab, normal_lab = rgb2lab(np.asarray(image))[mask], rgb2lab(np.asarray(normal))[mask]
-    if k <= 1 or len(image_lab) < k:
-        return [(image_lab.mean(axis=0), normal_lab.mean(axis=0))]
+    """(defect mean, normal mean) in CIE XYZ of k parts of the region (k-means on CIELAB pixels; k=1: all of it)."""
+    image_xyz, normal_xyz = rgb2xyz(np.asarray(image))[mask], rgb2xyz(np.asarray(normal))[mask]
+    if k <= 1 or len(image_xyz) < k:
+        return [(image_xyz.mean(axis=0), normal_xyz.mean(axis=0))]
     from sklearn.cluster import KMeans
 
-    assignment = KMeans(n_clusters=k, n_init=COLOUR_KMEANS_INIT, random_state=0).fit_predict(image_lab)
-    return [(image_lab[assignment == c].mean(axis=0), normal_lab[assignment == c].mean(axis=0))
+    assignment = KMeans(n_clusters=k, n_init=COLOUR_KMEANS_INIT, random_state=0).fit_predict(xyz2lab(image_xyz))
+    return [(image_xyz[assignment == c].mean(axis=0), normal_xyz[assignment == c].mean(axis=0))
             for c in range(k) if (assignment == c).any()]
 
 
@@ -325,15 +337,15 @@ def check_colours(words: Sequence[str], image: np.ndarray, mask: np.ndarray, nor
     if not mask.any():
         return [AttributeCheck("colour", w, False, "empty mask") for w in words]
     named = sorted({COLOUR_FOLDS.get(w, w) for w in words} & set(BASIC_COLOURS))
-    parts = []  # (best-aligned colour, its cosine, the part's change dE00) per part
-    for defect_lab, normal_lab in colour_parts(image, normal, mask, len(named)):
-        alignment = colour_alignment(defect_lab, normal_lab)
-        best = max(alignment, key=lambda n: alignment[n])
-        parts.append((best, alignment[best], float(deltaE_ciede2000(defect_lab, normal_lab))))
-    found = {best for best, cosine, change in parts if cosine > 0 and change >= MIN_COLOUR_CHANGE}
-    shown = "; ".join(f"part {i + 1}: {best} (cosine {cosine:+.2f}, change dE00 {change:.1f})"
-                      for i, (best, cosine, change) in enumerate(parts))
-    whole_defect, whole_normal = region_mean_lab(image, mask), region_mean_lab(normal, mask)
+    found, shown = set(), []
+    for index, (defect_xyz, normal_xyz) in enumerate(colour_parts(image, normal, mask, len(named))):
+        change = float(deltaE_ciede2000(xyz2lab(defect_xyz), xyz2lab(normal_xyz)))
+        best = mixing_matches(defect_xyz, normal_xyz)[0]
+        if best.share > 0 and change >= MIN_COLOUR_CHANGE:
+            found.add(best.name)
+        shown.append(f"part {index + 1}: {best.name} (share {best.share:.2f}, residual dE00 {best.distance:.1f}, "
+                     f"change dE00 {change:.1f})")
+    whole_defect, whole_normal = (xyz2lab(x) for x in colour_parts(image, normal, mask, 1)[0])
     whole_change = float(deltaE_ciede2000(whole_defect, whole_normal))
     checks = []
     for word in words:
@@ -343,7 +355,7 @@ def check_colours(words: Sequence[str], image: np.ndarray, mask: np.ndarray, nor
             checks.append(AttributeCheck("colour", word, whole_change >= MIN_COLOUR_CHANGE and drop > 0,
                                          f"L* dropped by {drop:.1f}; change dE00 {whole_change:.1f}"))
         elif name in BASIC_COLOURS:
-            checks.append(AttributeCheck("colour", word, name in found, shown))
+            checks.append(AttributeCheck("colour", word, name in found, "; ".join(shown)))
         else:
             checks.append(AttributeCheck("colour", word, None, "names no colour of its own"))
     return checks
