@@ -8,7 +8,8 @@ the defect was made on (for a real anomaly: a normal image of the category), at 
 
 Every check answers ``True`` (satisfied), ``False`` (contradicted) or ``None`` (the word is stated
 but these rules cannot check it, e.g. "front", "transparent"). The rules, each chosen on a
-principle and never fitted to a category:
+principle (no threshold is fitted to a category; the colour rule's mixing model and its brown
+prototype replaced a first version that failed on bottle's real defects, for the reasons given):
 
 * **components**: 8-connected regions of the mask (``skimage.measure.label``); components under
   ``MIN_COMPONENT_SHARE`` of the largest one are annotation specks and are ignored.
