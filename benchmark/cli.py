@@ -115,6 +115,11 @@ def build_request(args: argparse.Namespace):  # noqa: ANN201 -> (RunRequest, Pro
     unknown = [d for d in detectors if d not in DETECTORS]
     if unknown:
         raise ValueError(f"unknown detector(s) {', '.join(unknown)}; known: {', '.join(sorted(DETECTORS))}")
+    from benchmark.metrics import METRICS
+
+    unknown = [m for m in args.metrics or [] if m not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(sorted(METRICS))}")
     request = RunRequest(
         protocol_id=protocol.id, subset=subset, data_root=args.data_root, caption_source=args.caption_source,
         categories=categories, synthesizers=args.synth, detectors=detectors,
@@ -124,6 +129,7 @@ def build_request(args: argparse.Namespace):  # noqa: ANN201 -> (RunRequest, Pro
         device=args.device, out=out, overwrite=args.overwrite,
         weights_dir=args.weights_dir or os.environ.get("MVTEC_BENCH_WEIGHTS_DIR"),
         allow_download=not args.no_download, keep_models=not args.no_keep_models, progress=not args.no_progress,
+        extra_metrics=args.metrics or [],
     )
     return request, protocol, notes
 
@@ -245,6 +251,9 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="mvtec_ad", choices=["mvtec_ad", "mvtec_loco", "demo"])
     parser.add_argument("--categories", nargs="+", help="default: every captioned category under the data root")
     parser.add_argument("--detectors", nargs="+", help="default: the protocol's default detectors")
+    parser.add_argument("--metrics", nargs="+", help="fidelity metrics to compute in addition to the protocol's (e.g. "
+                                                     "kid caption-attribute-faithfulness-v1); recorded with the result, "
+                                                     "the protocol is unchanged")
     parser.add_argument("--data-root", help="folder holding the categories (default: $MVTEC_AD_ROOT / $MVTEC_LOCO_ROOT; "
                                             "none: the embedded demo data)")
     parser.add_argument("--caption-source", help="captions file/folder (default: $MVTEC_CAPTION_SOURCE, cache, download)")

@@ -63,6 +63,7 @@ class RunRequest(BaseModel):
     allow_download: bool = True
     keep_models: bool = True
     progress: bool = True
+    extra_metrics: list[str] = []  # fidelity metrics computed beside the protocol's (recorded, not part of the protocol)
 
 
 @dataclass(frozen=True)
@@ -140,8 +141,9 @@ def plan_category(request: RunRequest, protocol: Protocol, context: CategoryCont
                                                     "seed": seeds.generation})
             fidelity = Job(kind="fidelity", label=f"fidelity {name} {context.category} seed {seeds.generation}",
                            deps=(generate.key,),
-                           params={**base, "metrics": protocol.fidelity_metrics, "weights_dir": request.weights_dir,
-                                   "allow_download": request.allow_download, "test": context.test.sha256})
+                           params={**base, "metrics": fidelity_metrics(request, protocol),
+                                   "weights_dir": request.weights_dir, "allow_download": request.allow_download,
+                                   "test": context.test.sha256})
             plan.fits[rep, name], plan.generates[rep, name], plan.fidelities[rep, name] = fit, generate, fidelity
             for detector in request.detectors:
                 if uses_synthesis(detector):
@@ -149,7 +151,8 @@ def plan_category(request: RunRequest, protocol: Protocol, context: CategoryCont
                         kind="detect", label=f"detect {detector} {name} {context.category} seed {seeds.detector}",
                         deps=(generate.key,),
                         params={**base, "detector": detector, "config": protocol.detectors.get(detector, {}),
-                                "seed": seeds.detector, "split": context.split_sha256})
+                                "seed": seeds.detector, "split": context.split_sha256,
+                                **_weights_params(detector, request)})
         for detector in request.detectors:
             if not uses_synthesis(detector):
                 plan.detections[rep, "", detector] = Job(
@@ -157,6 +160,20 @@ def plan_category(request: RunRequest, protocol: Protocol, context: CategoryCont
                     params={**base, "detector": detector, "config": protocol.detectors.get(detector, {}),
                             "seed": seeds.detector, "split": context.split_sha256})
     return plan
+
+
+def fidelity_metrics(request: RunRequest, protocol: Protocol) -> list[str]:
+    """The protocol's fidelity metrics, then the request's extra ones (the job key changes only when there are some)."""
+    return protocol.fidelity_metrics + [m for m in request.extra_metrics if m not in protocol.fidelity_metrics]
+
+
+def _weights_params(detector: str, request: RunRequest) -> dict[str, Any]:
+    """Where a detector with pretrained weights from the resolver finds them (others: nothing, keys unchanged)."""
+    from benchmark.detectors import detector_class
+
+    if not getattr(detector_class(detector), "weights_from_resolver", False):
+        return {}
+    return {"weights_dir": request.weights_dir, "allow_download": request.allow_download}
 
 
 class Executor:
@@ -190,8 +207,9 @@ class Executor:
                     ctx, n, f, s, request.device, work, request.progress))
                 set_folder = store.folder(generate_job) / "samples"
                 set_sha256 = store.output(generate_job)["set_sha256"]
-                once(plan.fidelities[rep, name], lambda work, f=set_folder, h=set_sha256: stages.fidelity(
-                    ctx, f, ctx.protocol.fidelity_metrics, request.weights_dir, request.allow_download,
+                fidelity_job = plan.fidelities[rep, name]
+                once(fidelity_job, lambda work, f=set_folder, h=set_sha256, j=fidelity_job: stages.fidelity(
+                    ctx, f, j.params["metrics"], request.weights_dir, request.allow_download,
                     request.device, work, request.progress, expected_set_sha256=h))
             for (job_rep, name, detector), job in plan.detections.items():
                 if job_rep != rep:
@@ -201,7 +219,7 @@ class Executor:
                 set_sha256 = store.output(generated)["set_sha256"] if generated else None
                 once(job, lambda work, d=detector, s=set_folder, h=set_sha256, j=job: stages.detect(
                     ctx, d, j.params["config"], j.params["seed"], s, request.device, work, request.progress,
-                    request.keep_models, expected_set_sha256=h))
+                    request.keep_models, request.weights_dir, request.allow_download, expected_set_sha256=h))
 
 
 def _comparability(ctx: CategoryContext, fidelity: list[MetricResult]) -> tuple[bool, list[str]]:

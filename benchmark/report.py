@@ -30,6 +30,7 @@ def summaries_frame(records: Sequence[ResultRecord]) -> pd.DataFrame:
                 "detector": detector.name,
                 "n": len(record.repetitions),
                 **{column: record.detection(detector.name, column) for column in DETECTION_COLUMNS},
+                "defect_type_mean_acc": record.classification_accuracy(detector.name),
                 **fidelity,
             })
     return pd.DataFrame(rows)

@@ -104,6 +104,31 @@ class DetectionScores(_Model):
 DETECTION_SCORE_NAMES = tuple(DetectionScores.model_fields)
 
 
+class ClassificationResult(_Model):
+    """Defect-type classification (the AXF paper's Table 3 task): trained on generated anomalies only, tested on
+    the test split's real anomalies. ``applicable`` is False for a category with one defect type (it would score
+    100 % by construction); ``computed`` is False when the backbone's weights were unavailable."""
+
+    id: str = Field(description="Pins backbone and budget, e.g. defect-type-resnet34 (the paper's setting, verified "
+                                "ImageNet weights) or defect-type-effnetlite0-substitute.")
+    name: str
+    backbone: str
+    comparable: bool = Field(description="The paper's setting (ResNet-34 with verified ImageNet weights).")
+    applicable: bool
+    computed: bool
+    reason: str | None = Field(default=None, description="Why not applicable, not computed, or not comparable.")
+    labels: list[str] = Field(default_factory=list, description="Label order of the confusion matrix.")
+    mean_accuracy: float | None = Field(default=None, description="Unweighted mean of the per-type accuracies.")
+    accuracy: float | None = Field(default=None, description="Share of all test anomalies classified correctly.")
+    macro_f1: float | None = None
+    per_type_accuracy: dict[str, float | None] = Field(default_factory=dict)
+    confusion_matrix: list[list[int]] = Field(default_factory=list, description="Rows: true type; columns: predicted "
+                                                                                "type; both in `labels` order.")
+    n_test_per_type: dict[str, int] = Field(default_factory=dict)
+    n_train_per_type: dict[str, int] = Field(default_factory=dict)
+    plot: str | None = Field(default=None, description="File name of the confusion-matrix PNG (job folder).")
+
+
 class DetectorResult(_Model):
     name: str
     config: dict[str, Any]
@@ -122,6 +147,8 @@ class DetectorResult(_Model):
     n_test_anomalous: int
     train_seconds: float
     eval_seconds: float
+    classification: ClassificationResult | None = Field(default=None, description="Set by the defect-type classifier "
+                                                         "(its detection scores are then empty).")
 
 
 class ProtocolRef(_Model):
@@ -279,6 +306,17 @@ class ResultRecord(_Model):
         if scope in ("overall", "mean_over_defects"):
             return getattr(summary, scope).get(score)
         return summary.per_defect.get(scope, {}).get(score)
+
+    def classification_accuracy(self, detector: str) -> Summary | None:
+        """A classifier's mean per-type accuracy over the repetitions (None unless computed in every one)."""
+        values = []
+        for repetition in self.repetitions:
+            result = next((d for d in repetition.detectors if d.name == detector), None)
+            classification = result.classification if result else None
+            if classification is None or classification.mean_accuracy is None:
+                return None
+            values.append(classification.mean_accuracy)
+        return summarize(values)
 
     def metric(self, metric_id: str) -> Summary | None:
         """A fidelity metric over the repetitions (None when not computed)."""

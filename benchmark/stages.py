@@ -59,9 +59,11 @@ def fidelity(ctx: CategoryContext, set_folder: Path, metric_ids: list[str], weig
     from benchmark.metrics import FidelityInputs, GeneratedItem, RealItem, WeightsResolver, compute_fidelity
 
     require_intact(set_folder, expected_set_sha256)  # never score a set that differs from the one recorded
+    normals = {normal.image_id: normal.image for normal in ctx.train.normals}
     generated: dict[str, list[Any]] = {}
     for sample, image, mask in load_samples(set_folder):
-        generated.setdefault(sample.defect_type, []).append(GeneratedItem(image=image, mask=mask, caption=sample.caption))
+        generated.setdefault(sample.defect_type, []).append(GeneratedItem(image=image, mask=mask, caption=sample.caption,
+                                                                          normal=normals.get(sample.normal_id)))
     real_train: dict[str, list[Any]] = {}
     for anomaly in ctx.train.anomalies:
         real_train.setdefault(anomaly.defect_type, []).append(RealItem(image=anomaly.image, mask=anomaly.mask, caption=anomaly.caption))
@@ -88,18 +90,22 @@ def synthetic_set(ctx: CategoryContext, set_folder: Path, expected_sha256: str |
         clean=np.stack([normals[sample.normal_id] for sample, _, _ in rows]),
         anomalous=np.stack([image for _, image, _ in rows]),
         masks=np.stack([mask for _, _, mask in rows]),
+        defect_types=np.array([sample.defect_type for sample, _, _ in rows]),
     )
 
 
 def detect(ctx: CategoryContext, detector_name: str, config: dict[str, Any], seed: int, set_folder: Path | None,
-           device: str, work: Path, progress: bool, keep_model: bool, *,
-           expected_set_sha256: str | None = None) -> dict[str, Any]:
+           device: str, work: Path, progress: bool, keep_model: bool, weights_dir: str | None = None,
+           allow_download: bool = True, *, expected_set_sha256: str | None = None) -> dict[str, Any]:
     from benchmark.detectors import create_detector
+    from benchmark.detectors.classifier import DefectTypeClassifier
     from benchmark.evaluation import EVALUATION_SETTINGS, evaluate_detection
 
     detector = create_detector(detector_name, config, seed=seed, device=device)
     normals = np.stack([normal.image for normal in ctx.train.normals])
     synthetic = synthetic_set(ctx, set_folder, expected_set_sha256) if set_folder is not None else None
+    if isinstance(detector, DefectTypeClassifier):
+        return classify(ctx, detector, normals, synthetic, work, progress, keep_model, weights_dir, allow_download)
     started = time.perf_counter()
     detector.fit(normals, synthetic, progress=progress)
     train_seconds = time.perf_counter() - started
@@ -118,6 +124,40 @@ def detect(ctx: CategoryContext, detector_name: str, config: dict[str, Any], see
     )
     np.savez_compressed(work / "predictions.npz", scores=scores.astype(np.float32), maps=maps.astype(np.float16))
     return {"result": result.model_dump(mode="json")}
+
+
+def classify(ctx: CategoryContext, classifier: Any, normals: np.ndarray, synthetic: Any, work: Path, progress: bool,
+             keep_model: bool, weights_dir: str | None, allow_download: bool) -> dict[str, Any]:
+    """The defect-type classifier's job: train on the generated set, test on the real test anomalies.
+
+    Its DetectorResult carries the ``classification`` and empty detection scores; the confusion-matrix
+    PNG is written into the job folder.
+    """
+    from benchmark.classification import evaluate_classifier
+    from benchmark.metrics.weights import WeightsResolver
+    from benchmark.results import DetectionScores
+
+    classifier.resolver = WeightsResolver(weights_dir=Path(weights_dir) if weights_dir else None,
+                                          allow_download=allow_download)
+    synthetic = classifier._require_synthetic(synthetic)
+    started = time.perf_counter()
+    classification = evaluate_classifier(classifier, normals, synthetic, ctx.test.images, ctx.test.defect_types, work,
+                                         progress, title=f"{ctx.category}: {classifier.name}")
+    seconds = time.perf_counter() - started
+    if keep_model and classifier.fitted:
+        classifier.save(work / "model")
+    result = DetectorResult(
+        name=classifier.name, config=classifier.config.model_dump(mode="json"), config_hash=classifier.config_hash,
+        uses_synthesis=True, seed=classifier.seed, overall=DetectionScores(), per_defect={},
+        mean_over_defects=DetectionScores(), weights=classifier.weights(),
+        evaluation={"task": "defect-type classification: trained on the generated anomalies only, tested on the test "
+                            "split's real anomalies", "scores": "scikit-learn balanced_accuracy_score (mean accuracy), "
+                            "accuracy_score, f1_score(average='macro'), confusion_matrix"},
+        n_train_normal=0, n_train_synthetic=len(synthetic), n_test_good=0,
+        n_test_anomalous=sum(t != "good" for t in ctx.test.defect_types),
+        train_seconds=round(seconds, 3), eval_seconds=0.0, classification=classification,
+    )
+    return {"result": result.model_dump(mode="json"), "plot": classification.plot}
 
 
 def set_info(set_folder: Path):  # noqa: ANN201

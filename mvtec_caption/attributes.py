@@ -17,13 +17,25 @@ Conventions:
 * A fill level is an amount: "insufficient fill level" is ``missing``, "excessive" ``extra``;
   a length is a property: "insufficient length" is ``wrong_type``.
 * Relations are not damage words: "misplaced" is a relation, "cracked" a defect word.
+* Size words ("small", "large", "long", "short", ...) are read by :func:`derive_sizes`, apart from
+  :class:`~mvtec_caption.schema.CaptionAttributes` (adding a field there would change the
+  versioned record schema): the benchmark's attribute checks use them.
+
+The word lists are versioned as a whole (``VOCABULARY_VERSION``): a result scored by rules built
+on them records the version and the hash of :func:`vocabulary`, so a change of any list shows.
 """
 
 from __future__ import annotations
 
 import re
 
+from typing import Any
+
 from mvtec_caption.schema import AnomalyKind, CaptionAttributes
+
+#: Version of the word lists below. History: 1 = colours, counts, positions, parts, relations and
+#: defect words; 2 = adds ``SIZE_WORDS``. Bump it whenever a list or rule changes.
+VOCABULARY_VERSION = 2
 
 COLOR_WORDS: dict[str, str] = {
     **{c: c for c in ("red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white",
@@ -63,6 +75,15 @@ NOT_A_PART_BEFORE = ("bag", "set", "strip", "strips")
 NOT_A_PART_AFTER = ("woven",)
 #: Words that are a part in one context and a defect in another: part only after these words.
 PART_ONLY_AFTER: dict[str, tuple[str, ...]] = {"thread": ("screw",)}
+
+#: Size words, normalised to the measure and direction they state: area ("small", "large"), length
+#: of the defect ("short", "long") or its width ("thin", "thick"); "very"/"too" do not change them.
+SIZE_WORDS: dict[str, str] = {
+    "small": "small", "tiny": "small", "little": "small",
+    "large": "large", "big": "large", "huge": "large",
+    "short": "short", "long": "long",
+    "thin": "thin", "narrow": "thin", "thick": "thick", "wide": "thick",
+}
 
 DEFECT_WORDS: dict[str, str] = {
     **{w: w for w in (
@@ -158,6 +179,27 @@ def _defect_words(words: list[str]) -> list[str]:
             continue  # "screw thread" is a part, "abnormal thread" a defect
         found.append(normal)
     return _ordered_unique(found)
+
+
+def derive_sizes(caption: str) -> list[str]:
+    """Size words of a caption, normalised (``SIZE_WORDS``), in order of appearance, each once.
+
+    "a large broken" -> ``["large"]``; "a long screw" -> ``["long"]``; a reference clause
+    ("instead of the correct short screw") describes the expected state and is left out.
+    """
+    words = _words(REFERENCE_CLAUSE.sub("", caption.lower()))
+    return _ordered_unique([SIZE_WORDS[w] for w in words if w in SIZE_WORDS])
+
+
+def vocabulary() -> dict[str, Any]:
+    """Every word list and rule constant of this module, for hashing into results that used them."""
+    return {
+        "version": VOCABULARY_VERSION, "colors": COLOR_WORDS, "color_compound_tails": list(COLOR_COMPOUND_TAILS),
+        "not_a_color_before": list(NOT_A_COLOR_BEFORE), "numbers": NUMBER_WORDS,
+        "reference_clause": REFERENCE_CLAUSE.pattern, "positions": list(POSITION_WORDS), "parts": list(PART_WORDS),
+        "object_words": {k: list(v) for k, v in OBJECT_WORDS.items()}, "sizes": SIZE_WORDS, "defect_words": DEFECT_WORDS,
+        "relations": {k: list(v) for k, v in RELATION_PATTERNS.items()},
+    }
 
 
 def derive_kind(dataset: str, defect_type: str, relations: list[str]) -> AnomalyKind:

@@ -12,7 +12,8 @@ from benchmark.detectors import DETECTORS, available, create_detector, describe,
 from benchmark.detectors.base import Detector, SyntheticSet
 from benchmark.detectors.toy import toy_task
 
-NAMES = ["draem", "padim-effnetlite0", "unet"]
+NAMES = ["draem", "padim-effnetlite0", "unet"]  # anomaly detectors: the score-and-map contract below
+CLASSIFIERS = ["classifier"]  # defect-type classification (tests/test_classifier.py)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -35,12 +36,12 @@ def _fit_predict(name: str, task, seed: int = 0) -> tuple[Detector, np.ndarray, 
     return detector, scores, maps
 
 
-def test_registry_lists_the_three_detectors() -> None:
-    assert available() == NAMES
+def test_registry_lists_the_detectors() -> None:
+    assert available() == sorted(NAMES + CLASSIFIERS)
     assert {name: entry.uses_synthesis for name, entry in DETECTORS.items()} == {
-        "unet": True, "draem": True, "padim-effnetlite0": False}
+        "unet": True, "draem": True, "padim-effnetlite0": False, "classifier": True}
     rows = describe()
-    assert [row["name"] for row in rows] == NAMES
+    assert [row["name"] for row in rows] == sorted(NAMES + CLASSIFIERS)
     for row in rows:
         assert row["summary"] and row["config"]["image_size"]["description"]
         assert row["uses_synthesis"] == DETECTORS[row["name"]].uses_synthesis
@@ -48,7 +49,7 @@ def test_registry_lists_the_three_detectors() -> None:
         create_detector("nope", {})
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", NAMES + CLASSIFIERS)
 def test_config_rejects_unknown_keys_and_hash_tracks_config(name: str) -> None:
     with pytest.raises(ValueError):
         _tiny(name, typo_key=1)
@@ -104,7 +105,7 @@ def test_predict_before_fit_fails(name: str, task) -> None:  # noqa: ANN001
         _tiny(name).predict(task.test_images)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", NAMES + CLASSIFIERS)
 def test_fit_sees_only_training_data(name: str) -> None:
     """The fixed-budget rule: fit has no parameter through which test data or a validation set could arrive."""
     parameters = list(inspect.signature(detector_class(name).fit).parameters)

@@ -44,6 +44,7 @@ def register(name: str, target: str, uses_synthesis: bool) -> RegisteredDetector
 register("unet", "benchmark.detectors.unet:UNetDetector", uses_synthesis=True)
 register("draem", "benchmark.detectors.draem:DraemDetector", uses_synthesis=True)
 register("padim-effnetlite0", "benchmark.detectors.padim:PadimDetector", uses_synthesis=False)
+register("classifier", "benchmark.detectors.classifier:DefectTypeClassifier", uses_synthesis=True)
 
 
 def available() -> list[str]:

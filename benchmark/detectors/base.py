@@ -38,12 +38,14 @@ class SyntheticSet:
     """A synthesizer's generated set as a detector sees it.
 
     Each anomalous image comes with the clean normal image it was made from (DRAEM's
-    reconstruction target) and its binary defect mask.
+    reconstruction target), its binary defect mask and, when known, the defect type it was
+    generated for (the defect-type classifier's label).
     """
 
     clean: np.ndarray  # [M,H,W,3] uint8
     anomalous: np.ndarray  # [M,H,W,3] uint8
     masks: np.ndarray  # [M,H,W] bool
+    defect_types: np.ndarray | None = None  # [M] str
 
     def __post_init__(self) -> None:
         m = len(self.anomalous)
@@ -55,6 +57,8 @@ class SyntheticSet:
             raise ValueError("a synthetic set needs at least one sample")
         if self.clean.dtype != np.uint8 or self.anomalous.dtype != np.uint8:
             raise ValueError("images must be uint8")
+        if self.defect_types is not None and len(self.defect_types) != m:
+            raise ValueError(f"defect_types has {len(self.defect_types)} entries for {m} samples")
         object.__setattr__(self, "masks", self.masks.astype(bool, copy=False))
 
     def __len__(self) -> int:

@@ -3,7 +3,9 @@
 Standard metrics (``is``, ``ic-lpips-ad``, ``ic-lpips-dfmgan``, ``caption-faithfulness``) are
 reported under their ids only when computed with their pinned reference weights; otherwise they
 come back ``computed=False`` with the reason, followed by explicitly named substitutes built on
-the offline EfficientNet-Lite0 / MiniLM networks (``comparable=False``). Entry point:
+the offline EfficientNet-Lite0 / MiniLM networks (``comparable=False``). Also registered, for
+protocols that list them: ``kid`` (with ``kid-effnetlite0-substitute``) and the rule-based
+``caption-attribute-faithfulness-v1``. Entry point:
 :func:`compute_fidelity`; definitions live in each metric's module docstring.
 """
 

@@ -70,3 +70,17 @@ def embeddings(images: Sequence[np.ndarray], device: str, batch_size: int = 16) 
 def stage_maps(x01: torch.Tensor) -> list[torch.Tensor]:
     """Feature maps at the end of the five resolution stages, at the input's own resolution."""
     return efficientnet_lite0_stages(model(str(x01.device)), normalise(x01))
+
+
+@torch.no_grad()
+def pooled_features(images: Sequence[np.ndarray], device: str, batch_size: int = 16) -> np.ndarray:
+    """Global-average-pooled head features (N x 1280, not normalised), each image resized to 224 px.
+
+    The analogue of Inception-v3's 2048-d pool features that KID and FID use.
+    """
+    net = model(device)
+    out = []
+    for i in range(0, len(images), batch_size):
+        features = net.extract_features(normalise(to_float01_resized(images[i:i + batch_size], CLASSIFIER_SIZE, device)))
+        out.append(features.mean(dim=(2, 3)).double().cpu())
+    return torch.cat(out).numpy()

