@@ -230,6 +230,8 @@ def _comparability(ctx: CategoryContext, fidelity: list[MetricResult]) -> tuple[
         notes.append(f"protocol {ctx.protocol.id} is for demos and tests only")
     standard = set(ctx.protocol.fidelity_metrics)
     for metric in fidelity:
+        if metric.not_applicable:
+            continue
         if metric.id in standard and not metric.computed:
             notes.append(f"{metric.id} not computed: {metric.reason}")
         elif metric.id in standard and not metric.comparable:

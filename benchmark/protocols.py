@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from benchmark.detectors.classifier import CPU_BUDGET, GPU_BUDGET
 from synthesis.contract import canonical_hash
 
 
@@ -164,21 +165,37 @@ def _repeated(base: Protocol, version: str, repetitions: int, title: str, descri
     return Protocol(**settings)
 
 
+#: What v2 adds to v1 besides repetitions: the AXF paper's defect-type classification (its third table) and the
+#: fidelity measurements newer papers report (KID) or that need no CLIP (caption attributes checked by rule).
+FIDELITY_V2 = [*FIDELITY, "kid", "caption-attribute-faithfulness-v1"]
+V2_NOTE = (" Besides v1's measurements: the defect-type classifier (trained on the generated set only, tested on the "
+           "real anomalies; not applicable to a category with one defect type), KID and caption faithfulness by "
+           "attribute.")
+
+
+def _with_classifier(base: Protocol, budget: dict[str, Any]) -> dict[str, Any]:
+    return {"detectors": {**base.detectors, "classifier": dict(budget)},
+            "default_detectors": [*base.default_detectors, "classifier"], "fidelity_metrics": FIDELITY_V2}
+
+
 REPETITIONS_NOTE = ("Every cell is run {n} times: repetition r (0-based) re-runs the synthesizer fit, the generation and "
                     "the detector training with seed base + r; results give each repetition, the mean, the standard "
                     "deviation and a 95 % t-interval.")
 
 register_protocol(_repeated(
     PROTOCOLS["mvtec-caption/v1"], "v2", 5, "MVTec Caption, paper budgets (GPU), 5 repetitions",
-    PROTOCOLS["mvtec-caption/v1"].description + " " + REPETITIONS_NOTE.format(n=5)))
+    PROTOCOLS["mvtec-caption/v1"].description + " " + REPETITIONS_NOTE.format(n=5) + V2_NOTE,
+    **_with_classifier(PROTOCOLS["mvtec-caption/v1"], GPU_BUDGET)))
 
 register_protocol(_repeated(
     PROTOCOLS["mvtec-caption-cpu/v1"], "v2", 3, "MVTec Caption, pinned CPU budget, 3 repetitions",
-    PROTOCOLS["mvtec-caption-cpu/v1"].description + " " + REPETITIONS_NOTE.format(n=3)))
+    PROTOCOLS["mvtec-caption-cpu/v1"].description + " " + REPETITIONS_NOTE.format(n=3) + V2_NOTE,
+    **_with_classifier(PROTOCOLS["mvtec-caption-cpu/v1"], CPU_BUDGET)))
 
 register_protocol(_repeated(
     PROTOCOLS["mvtec-caption-smoke/v1"], "v2", 2, "Smoke test (embedded demo data), 2 repetitions",
-    PROTOCOLS["mvtec-caption-smoke/v1"].description + " " + REPETITIONS_NOTE.format(n=2)))
+    PROTOCOLS["mvtec-caption-smoke/v1"].description + " " + REPETITIONS_NOTE.format(n=2) + V2_NOTE,
+    **_with_classifier(PROTOCOLS["mvtec-caption-smoke/v1"], {**CPU_BUDGET, "epochs": 50})))
 
 #: What `benchmark run` uses when no --protocol is given.
 DEFAULT_PROTOCOLS = {"demo": "mvtec-caption-smoke/v1", "cpu": "mvtec-caption-cpu/v2", "gpu": "mvtec-caption/v2"}

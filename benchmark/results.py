@@ -85,6 +85,14 @@ class MetricResult(_Model):
     reason: str | None = Field(default=None, description="Why not computed, or why not comparable.")
     higher_is_better: bool = True
 
+    #: How a reason starts when the metric has nothing to measure on this set (e.g. no caption states an
+    #: attribute): no value, yet nothing failed, so the record's comparability does not depend on it.
+    NOT_APPLICABLE: ClassVar[str] = "not applicable"
+
+    @property
+    def not_applicable(self) -> bool:
+        return not self.computed and (self.reason or "").startswith(self.NOT_APPLICABLE)
+
 
 class DetectionScores(_Model):
     """The detection scores of one set of test images (see :mod:`benchmark.evaluation`); None: single class."""

@@ -170,6 +170,10 @@ def rank(section: Section) -> list[Row]:
     return sorted(section.rows, key=key)
 
 
+#: The header suffix of a classifier's column: the AXF paper's Table 3 measure.
+CLASSIFICATION_LABEL = "defect-type mean acc."
+
+
 @dataclass(frozen=True)
 class Column:
     """One table column: its header and how to get a record's summary over repetitions."""
@@ -184,8 +188,14 @@ class Column:
 
 
 def detection_columns(section: Section) -> list[Column]:
-    return [Column(f"{detector} {label}", lambda r, d=detector, s=score: _detection_summary(r, d, s))
-            for detector in section.detectors() for score, label in DETECTION_SCORES.items()]
+    """Each detector's scores; a defect-type classifier's mean per-type accuracy (it has no detection scores)."""
+    columns = []
+    for detector in section.detectors():
+        columns += [Column(f"{detector} {label}", lambda r, d=detector, s=score: _detection_summary(r, d, s))
+                    for score, label in DETECTION_SCORES.items()]
+        if any(d.name == detector and d.classification is not None for r in section.records() for d in r.detectors):
+            columns.append(Column(f"{detector} {CLASSIFICATION_LABEL}", lambda r, d=detector: r.classification_accuracy(d)))
+    return columns
 
 
 def metric_columns(section: Section, caption: bool) -> list[Column]:

