@@ -27,6 +27,12 @@ class RegisteredSynthesizer:
     origin: str = ""  # plugins: the entry point or class spec it came from
 
     def load_class(self) -> type[Synthesizer]:
+        if self.origin:  # a plugin: import and contract problems become one clear PluginError
+            from synthesis import plugins
+
+            cls = plugins.import_target(self.target, self.origin)
+            plugins.check_synthesizer_class(cls, self.origin)
+            return cls
         module_name, _, class_name = self.target.partition(":")
         cls = getattr(importlib.import_module(module_name), class_name)
         if not (isinstance(cls, type) and issubclass(cls, Synthesizer)):
@@ -76,8 +82,7 @@ def resolve(name_or_class: str) -> str:
         register(name, name_or_class, summary=f"plugin class {name_or_class}: {cls.description}", origin=origin)
         return name
     item = entry(name_or_class)
-    if item.origin:
-        plugins.check_synthesizer_class(plugins.import_target(item.target, item.origin), item.origin)
+    item.load_class()  # plugins are imported and checked against the contract here
     return item.name
 
 

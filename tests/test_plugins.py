@@ -56,6 +56,21 @@ def test_a_plugin_synthesizer_missing_part_of_the_contract_is_a_one_line_error(
     assert not (tmp_path / "cache").exists()  # nothing ran
 
 
+def test_the_synthesis_cli_takes_plugin_classes_too(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                    clean_registries: None) -> None:
+    from synthesis.cli import main
+
+    args = ["--subset", "demo", "--category", "disc", "--image-size", "32", "--out", str(tmp_path / "gen")]
+    assert main(["generate", "--synth", "plugin_helpers:NoSynthesize", *args]) == 2
+    assert "method(s) not implemented: synthesize()" in capsys.readouterr().err
+    sys.path.insert(0, str(EXAMPLE))
+    try:
+        assert main(["generate", "--synth", "blur_synthesizer:BlurSynthesizer", "--n", "2", *args]) == 0
+    finally:
+        sys.path.remove(str(EXAMPLE))
+    assert (tmp_path / "gen" / "samples" / "manifest.jsonl").read_text().count("\n") == 4  # 2 defect types x 2
+
+
 def test_a_plugin_detector_missing_part_of_the_contract_is_a_one_line_error(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], clean_registries: None) -> None:
     assert _run("--synth", "croppaste", "--detectors", "plugin_helpers:NamelessDetector", "--out", str(tmp_path)) == 2
