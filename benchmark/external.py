@@ -76,7 +76,9 @@ def scan(request: ExternalSetRequest, category: str) -> LayoutScan:
 
 
 def meta(request: ExternalSetRequest) -> SynthesizerMeta:
-    """What a record says about the (unknown) synthesizer behind an imported set."""
+    """What a record says about the synthesizer behind an imported set, which the benchmark does not know: no text
+    or planned masks given to it by the benchmark, real anomalies assumed seen (the cautious reading for a
+    comparison), nothing promised outside the mask."""
     return SynthesizerMeta(
         name=request.name, version=VERSION,
         description=f"generated set imported from a folder in the {request.layout} layout; its synthesizer was not "

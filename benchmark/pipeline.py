@@ -369,7 +369,8 @@ def run_benchmark(request: RunRequest, protocol: Protocol) -> list[tuple[ResultR
             names.append(None)
         for name in names:
             record = assemble(request, plan, store, name, environment)
-            copies = sum(len(r.contamination.matches) for r in record.repetitions if r.contamination)
+            sets = {r.generated_set_sha256: r.contamination for r in record.repetitions if r.contamination}
+            copies = sum(len(result.matches) for result in sets.values())  # an imported set counts once
             if copies:
                 logger.warning("%s/%s %s: its generated set(s) hold %d near-copies of test images (listed in the "
                                "record): not comparable", request.subset, category, record.synthesizer_name, copies)
