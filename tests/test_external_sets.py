@@ -109,6 +109,31 @@ def test_import_resizes_thresholds_and_finds_the_clean_source(tmp_path: Path) ->
     assert content_hash(get_layout("anomalydiffusion").scan(root, "bottle")) != report.content_sha256
 
 
+def test_a_native_set_imports_to_the_same_set_hash_and_a_changed_file_is_reported(tmp_path: Path) -> None:
+    from synthesis import registry
+    from synthesis.generated_set import generate_set
+    from synthesis.importer import content_hash, import_set
+    from synth_helpers import demo_split
+
+    train = demo_split("disc", 32).train
+    synthesizer = registry.create("croppaste")
+    synthesizer.fit(train, progress=False)
+    original = generate_set(synthesizer, train, tmp_path / "runs" / "disc", n_per_defect=3, seed=0, progress=False)
+    layout = get_layout("native")
+    scan = layout.scan(tmp_path / "runs", "disc")  # a folder holding <category>/ works, as does the set itself
+    assert scan.image_size == 32 and len(scan.pairs) == 6 and scan.problems == []
+    info, report = import_set(scan, train, tmp_path / "imported", n_per_defect=3, meta=synthesizer.meta, config={},
+                              config_hash="c", source_sha256=content_hash(scan))
+    assert info.set_sha256 == original.set_sha256  # same pixels, captions, normal sources and numbering
+    assert report.clean_rules == {"manifest": 6}
+
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "runs" / "disc" / "crack" / "0001.png")
+    scan = layout.scan(tmp_path / "runs" / "disc", "disc")
+    assert "crack/0001.png: changed since generation, not imported" in scan.problems and len(scan.pairs) == 5
+    with pytest.raises(LayoutError, match="holds a set of category 'disc', not 'weave'"):
+        layout.scan(tmp_path / "runs" / "disc", "weave")
+
+
 def _run(*args: str) -> int:
     from benchmark.cli import main
 
