@@ -1,11 +1,14 @@
 """``python -m benchmark run | list | plan | table``.
 
 ``run`` trains/fits each synthesizer on the few-shot split of each category, generates the
-protocol's number of anomalies, scores fidelity and downstream detectors, and writes one
-versioned result JSON per (synthesizer, category) under ``<out>/results/`` (the leaderboard
-layout), with the qualitative grid and metric plots beside it. With no data root it runs on
-the embedded demo data under the smoke protocol and says so. Re-running resumes from the
-job cache in ``<out>/cache``.
+protocol's number of anomalies, checks the set for copies of test images, scores fidelity and
+downstream detectors, and writes one versioned result JSON per (synthesizer, category) under
+``<out>/results/`` (the leaderboard layout), with the qualitative grid and metric plots beside it.
+With no data root it runs on the embedded demo data under the smoke protocol and says so.
+Re-running resumes from the job cache in ``<out>/cache``.
+
+``--synth`` takes a registered name, a plugin class (``package.module:ClassName``) or a generated
+set made elsewhere (``folder:PATH`` with ``--layout``), which is imported and scored the same way.
 """
 
 from __future__ import annotations
@@ -106,15 +109,25 @@ def build_request(args: argparse.Namespace):  # noqa: ANN201 -> (RunRequest, Pro
                      f"{protocol.id} pins: results will be marked not comparable")
     if protocol.demo_only and subset != "demo":
         notes.append(f"protocol {protocol.id} is for demos and tests: results will be marked not comparable")
-    for name in args.synth:
-        registry.entry(name)  # unknown names fail before any work
-    categories = _categories(args, subset)
-    detectors = args.detectors or protocol.default_detectors
-    from benchmark.detectors import DETECTORS
+    from benchmark import external
 
-    unknown = [d for d in detectors if d not in DETECTORS]
-    if unknown:
-        raise ValueError(f"unknown detector(s) {', '.join(unknown)}; known: {', '.join(sorted(DETECTORS))}")
+    # unknown names and plugins that miss part of the contract fail before any work
+    synthesizers = [spec if external.is_external(spec) else registry.resolve(spec) for spec in args.synth]
+    if not any(external.is_external(spec) for spec in args.synth) and (args.set_name or args.source):
+        raise ValueError("--set-name and --source describe an imported set: give --synth folder:PATH")
+    taken = set(registry.available()) | {name for name in synthesizers if not external.is_external(name)} | {"no-synthesis"}
+    imported = external.parse_requests(args.synth, args.layout, args.set_name, args.source, taken)
+    categories = _categories(args, subset)
+    for ext in imported.values():
+        for category in categories:
+            scan = external.scan(ext, category)  # a folder without pairs fails here, naming the folder
+            counts = ", ".join(f"{defect} {n}" for defect, n in scan.per_defect().items())
+            notes.append(f"imported set {ext.name} ({ext.layout} layout, {scan.folder}): {category}: {counts}"
+                         + (f"; {len(scan.problems)} file(s) not imported, e.g. {scan.problems[0]} (all listed in the "
+                            "record)" if scan.problems else ""))
+    from benchmark.detectors import resolve as resolve_detector
+
+    detectors = [resolve_detector(d) for d in (args.detectors or protocol.default_detectors)]
     from benchmark.metrics import METRICS
 
     unknown = [m for m in args.metrics or [] if m not in METRICS]
@@ -122,7 +135,7 @@ def build_request(args: argparse.Namespace):  # noqa: ANN201 -> (RunRequest, Pro
         raise ValueError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(sorted(METRICS))}")
     request = RunRequest(
         protocol_id=protocol.id, subset=subset, data_root=args.data_root, caption_source=args.caption_source,
-        categories=categories, synthesizers=args.synth, detectors=detectors,
+        categories=categories, synthesizers=synthesizers, detectors=detectors, external=imported,
         generation_seed=protocol.generation_seed if args.seed is None else args.seed,
         detector_seed=protocol.detector_seed if args.seed is None else args.seed,
         repetitions=protocol.repetitions if args.repetitions is None else args.repetitions,
@@ -150,9 +163,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     log_file = _configure_logging(out)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
+    shown = [request.external[s].name if s in request.external else s for s in request.synthesizers]
     print(f"protocol {protocol.id}: {protocol.title} ({protocol.image_size}px, {protocol.n_generated_per_defect} "
           f"generated per defect type); {request.subset} {', '.join(request.categories)}; synthesizers "
-          f"{', '.join(request.synthesizers)}; detectors {', '.join(request.detectors)}; out {out}; log {log_file}",
+          f"{', '.join(shown)}; detectors {', '.join(request.detectors)}; out {out}; log {log_file}",
           file=sys.stderr)
     written = run_benchmark(request, protocol)
     records = [record for record, _ in written]
@@ -220,17 +234,25 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from benchmark.detectors import DETECTORS
+    from benchmark.detectors import DETECTORS, PLUGIN_PROBLEMS, available
     from benchmark.protocols import PROTOCOLS
     from synthesis import registry
+    from synthesis.layouts import LAYOUTS
 
     print("synthesizers:")
     for name in registry.available():
         item = registry.entry(name)
         print(f"  {name:<22} {item.summary}{f' [ablation of {item.ablation_of}]' if item.ablation_of else ''}")
+    for name, problem in sorted(registry.PLUGIN_PROBLEMS.items()):
+        print(f"  {name:<22} NOT USABLE: {problem}")
     print("detectors:")
-    for name, cls in sorted(DETECTORS.items()):
-        print(f"  {name:<22} {'uses synthesis' if cls.uses_synthesis else 'reference: no synthesis'}")
+    for name in available():
+        print(f"  {name:<22} {'uses synthesis' if DETECTORS[name].uses_synthesis else 'reference: no synthesis'}")
+    for name, problem in sorted(PLUGIN_PROBLEMS.items()):
+        print(f"  {name:<22} NOT USABLE: {problem}")
+    print("layouts of imported sets (--synth folder:PATH --layout NAME):")
+    for name, layout in sorted(LAYOUTS.items()):
+        print(f"  {name:<22} {layout.summary}")
     print("metrics:")
     try:
         from benchmark.metrics import METRICS
@@ -247,7 +269,15 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--synth", action="append", required=True, help="registered synthesizer (repeatable)")
+    parser.add_argument("--synth", action="append", required=True,
+                        help="registered synthesizer, plugin class package.module:ClassName, or a generated set made "
+                             "elsewhere, folder:PATH (repeatable)")
+    parser.add_argument("--layout", default="native",
+                        help="folder layout of the folder:PATH sets: native, anomalydiffusion, seas (default: native; "
+                             "`list` shows them)")
+    parser.add_argument("--set-name", help="name of the one imported set in records and on the leaderboard "
+                                           "(default: its folder's name)")
+    parser.add_argument("--source", help="URL or citation of the one imported set (recorded with its results)")
     parser.add_argument("--dataset", default="mvtec_ad", choices=["mvtec_ad", "mvtec_loco", "demo"])
     parser.add_argument("--categories", nargs="+", help="default: every captioned category under the data root")
     parser.add_argument("--detectors", nargs="+", help="default: the protocol's default detectors")

@@ -96,3 +96,11 @@ def load_category(protocol: Protocol, subset: str, category: str, data_root: str
         test=_test_set(data, split),
         forbidden_paths=tuple(test_data_paths(resolved.root, category, str(location) if location.exists() else None)),
     )
+
+
+def test_image_names(ctx: CategoryContext) -> list[str]:
+    """``<defect type>/<image id>`` of each test image, in the order of ``ctx.test`` (good images first)."""
+    return [f"{item.defect_type}/{item.image_id}" for item in ctx.split.test_good + ctx.split.test_anomalous]
+
+
+test_image_names.__test__ = False  # type: ignore[attr-defined]  # its name starts with "test": not a pytest test

@@ -1,8 +1,10 @@
 """Plan a benchmark run as content-addressed jobs, execute them locally, assemble result records.
 
 Per category: ``fit`` (synthesizer on the few-shot split) -> ``generate`` (the protocol's number
-of images per defect type) -> ``fidelity`` (metrics) and ``detect`` (one job per detector that
-uses synthesis); detectors that use no synthesis run once per category as the reference row.
+of images per defect type) -> ``contamination`` (the set against the test images), ``fidelity``
+(metrics) and ``detect`` (one job per detector that uses synthesis); detectors that use no
+synthesis run once per category as the reference row. An imported set (``folder:PATH``, see
+:mod:`benchmark.external`) has a ``fit`` that only describes it and a ``generate`` that imports it.
 Each job's output is cached by key (see :mod:`benchmark.store`), so re-running a command
 resumes; ``--overwrite`` drops the cached outputs of the planned jobs first.
 """
@@ -20,11 +22,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
-from benchmark import stages
+from benchmark import external, stages
 from benchmark.context import CategoryContext, load_category
+from benchmark.external import ExternalSetRequest
 from benchmark.environment import collect_environment
 from benchmark.protocols import Protocol
 from benchmark.results import (
+    ContaminationResult,
     DatasetRef,
     DetectorResult,
     EnvironmentRef,
@@ -64,6 +68,8 @@ class RunRequest(BaseModel):
     keep_models: bool = True
     progress: bool = True
     extra_metrics: list[str] = []  # fidelity metrics computed beside the protocol's (recorded, not part of the protocol)
+    external: dict[str, ExternalSetRequest] = Field(
+        default_factory=dict, description="The synthesizers that are imported sets (folder:PATH), by spec.")
 
 
 @dataclass(frozen=True)
@@ -72,8 +78,11 @@ class RepetitionSeeds:
     generation: int
     detector: int
 
-    def for_synthesizer(self, name: str) -> dict[str, int]:
-        """The seeds a record shows for this synthesizer's cell (``fit`` only when its fit is seeded)."""
+    def for_synthesizer(self, name: str, imported: bool = False) -> dict[str, int]:
+        """The seeds a record shows for this synthesizer's cell (``fit`` only when its fit is seeded; an
+        imported set has only the detector's)."""
+        if imported:
+            return {"detector": self.detector}
         fit = {"fit": self.generation} if stages.fit_is_seeded(name) else {}
         return {**fit, "generation": self.generation, "detector": self.detector}
 
@@ -98,11 +107,14 @@ class CategoryPlan:
     generates: dict[tuple[int, str], Job] = field(default_factory=dict)
     fidelities: dict[tuple[int, str], Job] = field(default_factory=dict)
     detections: dict[tuple[int, str, str], Job] = field(default_factory=dict)  # (rep, synth or "", detector)
+    contaminations: dict[tuple[int, str], Job] = field(default_factory=dict)
+    content_hashes: dict[str, str] = field(default_factory=dict)  # imported sets: spec -> content hash
 
     def jobs(self) -> list[Job]:
         """Each distinct job once, in dependency order."""
         unique: dict[str, Job] = {}
-        for job in [*self.fits.values(), *self.generates.values(), *self.fidelities.values(), *self.detections.values()]:
+        for job in [*self.fits.values(), *self.generates.values(), *self.contaminations.values(),
+                    *self.fidelities.values(), *self.detections.values()]:
             unique.setdefault(job.key, job)
         return list(unique.values())
 
@@ -130,16 +142,28 @@ def plan_category(request: RunRequest, protocol: Protocol, context: CategoryCont
     plan = CategoryPlan(context, repetition_seeds(request, protocol))
     base = {"protocol": protocol.id, "dataset": context.subset, "category": context.category,
             "device": _device_kind(request.device)}
+    for spec, ext in request.external.items():
+        if spec in request.synthesizers:
+            plan.content_hashes[spec] = stages.external_content_hash(ext, context.category)
     for seeds in plan.seeds:
         rep = seeds.index
         for name in request.synthesizers:
-            config = stages.synthesizer_config(context, name, seed=seeds.generation)
-            fit = Job(kind="fit", label=f"fit {name} {context.category}",
-                      params={**base, "synth": name, "config": config, "train_split": context.train.split_id})
-            generate = Job(kind="generate", label=f"generate {name} {context.category} seed {seeds.generation}",
-                           deps=(fit.key,), params={**base, "synth": name, "n": protocol.n_generated_per_defect,
-                                                    "seed": seeds.generation})
-            fidelity = Job(kind="fidelity", label=f"fidelity {name} {context.category} seed {seeds.generation}",
+            if name in request.external:
+                fit, generate = stages.plan_import(request.external[name], plan.content_hashes[name], base, context)
+                seed_label = ""
+            else:
+                config = stages.synthesizer_config(context, name, seed=seeds.generation)
+                fit = Job(kind="fit", label=f"fit {name} {context.category}",
+                          params={**base, "synth": name, "config": config, "train_split": context.train.split_id})
+                generate = Job(kind="generate", label=f"generate {name} {context.category} seed {seeds.generation}",
+                               deps=(fit.key,), params={**base, "synth": name, "n": protocol.n_generated_per_defect,
+                                                        "seed": seeds.generation})
+                seed_label = f" seed {seeds.generation}"
+            shown = request.external[name].name if name in request.external else name
+            plan.contaminations[rep, name] = Job(
+                kind="contamination", label=f"contamination {shown} {context.category}{seed_label}", deps=(generate.key,),
+                params={**base, "check": stages.contamination_settings(), "test": context.test.sha256})
+            fidelity = Job(kind="fidelity", label=f"fidelity {shown} {context.category}{seed_label}",
                            deps=(generate.key,),
                            params={**base, "metrics": fidelity_metrics(request, protocol),
                                    "weights_dir": request.weights_dir, "allow_download": request.allow_download,
@@ -148,16 +172,16 @@ def plan_category(request: RunRequest, protocol: Protocol, context: CategoryCont
             for detector in request.detectors:
                 if uses_synthesis(detector):
                     plan.detections[rep, name, detector] = Job(
-                        kind="detect", label=f"detect {detector} {name} {context.category} seed {seeds.detector}",
+                        kind="detect", label=f"detect {detector} {shown} {context.category} seed {seeds.detector}",
                         deps=(generate.key,),
-                        params={**base, "detector": detector, "config": protocol.detectors.get(detector, {}),
+                        params={**base, "detector": detector, "config": stages.detector_config(protocol, detector),
                                 "seed": seeds.detector, "split": context.split_sha256,
                                 **_weights_params(detector, request)})
         for detector in request.detectors:
             if not uses_synthesis(detector):
                 plan.detections[rep, "", detector] = Job(
                     kind="detect", label=f"detect {detector} (no synthesis) {context.category} seed {seeds.detector}",
-                    params={**base, "detector": detector, "config": protocol.detectors.get(detector, {}),
+                    params={**base, "detector": detector, "config": stages.detector_config(protocol, detector),
                             "seed": seeds.detector, "split": context.split_sha256})
     return plan
 
@@ -200,13 +224,20 @@ class Executor:
             rep = seeds.index
             for name in request.synthesizers:
                 fit_job, generate_job = plan.fits[rep, name], plan.generates[rep, name]
-                once(fit_job, lambda work, n=name, j=fit_job: stages.fit(
-                    ctx, n, j.params["config"], request.device, work, request.progress))
-                fit_folder = store.folder(fit_job)
-                once(generate_job, lambda work, n=name, f=fit_folder, s=seeds.generation: stages.generate(
-                    ctx, n, f, s, request.device, work, request.progress))
+                if name in request.external:
+                    ext, content = request.external[name], plan.content_hashes[name]
+                    once(fit_job, lambda work, e=ext, c=content: external.describe(ctx, e, c, work))
+                    once(generate_job, lambda work, e=ext, c=content: external.import_(ctx, e, c, work))
+                else:
+                    once(fit_job, lambda work, n=name, j=fit_job: stages.fit(
+                        ctx, n, j.params["config"], request.device, work, request.progress))
+                    fit_folder = store.folder(fit_job)
+                    once(generate_job, lambda work, n=name, f=fit_folder, s=seeds.generation: stages.generate(
+                        ctx, n, f, s, request.device, work, request.progress))
                 set_folder = store.folder(generate_job) / "samples"
                 set_sha256 = store.output(generate_job)["set_sha256"]
+                once(plan.contaminations[rep, name], lambda work, f=set_folder, h=set_sha256: stages.contamination(
+                    ctx, f, work, expected_set_sha256=h))
                 fidelity_job = plan.fidelities[rep, name]
                 once(fidelity_job, lambda work, f=set_folder, h=set_sha256, j=fidelity_job: stages.fidelity(
                     ctx, f, j.params["metrics"], request.weights_dir, request.allow_download,
@@ -222,7 +253,8 @@ class Executor:
                     request.keep_models, request.weights_dir, request.allow_download, expected_set_sha256=h))
 
 
-def _comparability(ctx: CategoryContext, fidelity: list[MetricResult]) -> tuple[bool, list[str]]:
+def _comparability(ctx: CategoryContext, fidelity: list[MetricResult],
+                   detectors: list[str] | None = None) -> tuple[bool, list[str]]:
     notes = []
     if ctx.is_demo:
         notes.append("demo data (generated, not MVTec): never comparable")
@@ -236,6 +268,9 @@ def _comparability(ctx: CategoryContext, fidelity: list[MetricResult]) -> tuple[
             notes.append(f"{metric.id} not computed: {metric.reason}")
         elif metric.id in standard and not metric.comparable:
             notes.append(f"{metric.id} not comparable: {metric.reason}")
+    for detector in detectors or []:
+        if detector not in ctx.protocol.detectors:
+            notes.append(f"detector {detector} is not pinned by protocol {ctx.protocol.id} (a plugin)")
     return not notes, notes
 
 
@@ -250,7 +285,8 @@ def _timings(outputs: dict[str, dict[str, Any]], detectors: list[DetectorResult]
     return timings
 
 
-def _repetition(plan: CategoryPlan, store: JobStore, synth: str | None, seeds: RepetitionSeeds) -> Repetition:
+def _repetition(plan: CategoryPlan, store: JobStore, synth: str | None, seeds: RepetitionSeeds,
+                imported: bool = False) -> Repetition:
     rep = seeds.index
     keys = [k for k in plan.detections if k[0] == rep and k[1] == (synth or "")]
     detectors = [DetectorResult.model_validate(store.output(plan.detections[k])["result"]) for k in keys]
@@ -259,11 +295,13 @@ def _repetition(plan: CategoryPlan, store: JobStore, synth: str | None, seeds: R
                           timings=_timings({}, detectors))
     outputs = {"fit": store.output(plan.fits[rep, synth]), "generate": store.output(plan.generates[rep, synth]),
                "fidelity": store.output(plan.fidelities[rep, synth])}
+    contamination = store.output(plan.contaminations[rep, synth])
     return Repetition(
-        index=rep, seeds=seeds.for_synthesizer(synth), synthesizer_config_hash=outputs["fit"]["config_hash"],
+        index=rep, seeds=seeds.for_synthesizer(synth, imported), synthesizer_config_hash=outputs["fit"]["config_hash"],
         generated_set_sha256=outputs["generate"]["set_sha256"], n_generated=outputs["generate"]["n"],
         fidelity=[MetricResult.model_validate(m) for m in outputs["fidelity"]["metrics"]], detectors=detectors,
-        timings=_timings(outputs, detectors),
+        timings=_timings({**outputs, "contamination": contamination}, detectors),
+        contamination=ContaminationResult.model_validate(contamination["result"]),
     )
 
 
@@ -271,8 +309,11 @@ def _total_timings(repetitions: list[Repetition]) -> dict[str, float]:
     """Seconds per stage summed over repetitions (a cached job shared by repetitions counts once)."""
     totals: dict[str, float] = {}
     for repetition in repetitions:
+        same_set = repetition.index and repetition.generated_set_sha256 == repetitions[0].generated_set_sha256
         for stage, seconds in repetition.timings.items():
             if stage == "fit" and repetition.index and repetition.synthesizer_config_hash == repetitions[0].synthesizer_config_hash:
+                continue
+            if stage in ("generate", "contamination", "fidelity") and same_set:  # an imported set: one job serves all
                 continue
             totals[stage] = round(totals.get(stage, 0.0) + seconds, 3)
     return totals
@@ -282,17 +323,28 @@ def assemble(request: RunRequest, plan: CategoryPlan, store: JobStore, synth: st
              environment: EnvironmentRef) -> ResultRecord:
     ctx = plan.context
     protocol = ctx.protocol
-    repetitions = [_repetition(plan, store, synth, seeds) for seeds in plan.seeds]
+    imported = synth in request.external
+    repetitions = [_repetition(plan, store, synth, seeds, imported) for seeds in plan.seeds]
     synthesizer_ref = None
+    extra_notes: list[str] = []
     if synth:
         checkpoint = read_checkpoint_info(store.folder(plan.fits[0, synth]) / "checkpoint")
         first = repetitions[0]
+        external_ref = external.external_ref(request.external[synth], store.output(plan.generates[0, synth])) \
+            if imported else None
         synthesizer_ref = SynthesizerRef(
             meta=checkpoint.meta, config=checkpoint.config, config_hash=checkpoint.config_hash, fit=checkpoint.fit,
             generated_set_sha256=first.generated_set_sha256, n_generated_per_defect=protocol.n_generated_per_defect,
-            n_generated=first.n_generated,
+            n_generated=first.n_generated, external=external_ref,
         )
-    comparable, notes = _comparability(ctx, repetitions[0].fidelity)
+        if external_ref is not None:
+            extra_notes += external.comparability_notes(external_ref, ctx.train.defect_types,
+                                                        protocol.n_generated_per_defect)
+        extra_notes += stages.contamination_notes(repetitions)
+    comparable, notes = _comparability(ctx, repetitions[0].fidelity, [d.name for d in repetitions[0].detectors])
+    if extra_notes:
+        comparable = False
+        notes += extra_notes
     if len(repetitions) < protocol.repetitions:
         comparable = False
         notes.append(f"{len(repetitions)} of the protocol's {protocol.repetitions} repetitions")
@@ -335,6 +387,11 @@ def run_benchmark(request: RunRequest, protocol: Protocol) -> list[tuple[ResultR
             names.append(None)
         for name in names:
             record = assemble(request, plan, store, name, environment)
+            sets = {r.generated_set_sha256: r.contamination for r in record.repetitions if r.contamination}
+            copies = sum(len(result.matches) for result in sets.values())  # an imported set counts once
+            if copies:
+                logger.warning("%s/%s %s: its generated set(s) hold %d near-copies of test images (listed in the "
+                               "record): not comparable", request.subset, category, record.synthesizer_name, copies)
             path = out / "results" / record.relative_path()
             if write_result_once(record, path):
                 logger.info("wrote %s", path)

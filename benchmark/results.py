@@ -178,6 +178,25 @@ class DatasetRef(_Model):
     good_test_source: str
 
 
+class ExternalSetRef(_Model):
+    """Where an imported generated set came from (``--synth folder:PATH``): the benchmark did not run its synthesizer."""
+
+    name: str
+    source: str | None = Field(description="URL or citation given by the user (--source).")
+    layout: str = Field(description="The folder layout it was read in (synthesis.layouts).")
+    content_sha256: str = Field(description="Hash of the imported files as found (relative path and bytes).")
+    images_per_defect: dict[str, int] = Field(description="Image-mask pairs found per defect type.")
+    used_per_defect: dict[str, int] = Field(description="Pairs imported per defect type (at most the protocol's count).")
+    source_image_size: list[int] | None = None
+    problems: list[str] = Field(default_factory=list, description="Files that could not be paired or read.")
+    resize_rule: str
+    clean_source: dict[str, int] = Field(description="How many samples each clean-source rule chose.")
+    clean_source_rules: dict[str, str]
+    synthesizer_run_by_benchmark: Literal[False] = False
+    repetitions_note: str = ("an imported set is fixed: every repetition scores the same set; only the detectors' "
+                             "seeds vary (base + r)")
+
+
 class SynthesizerRef(_Model):
     meta: SynthesizerMeta
     config: dict[str, Any]
@@ -186,6 +205,7 @@ class SynthesizerRef(_Model):
     generated_set_sha256: str
     n_generated_per_defect: int
     n_generated: int
+    external: ExternalSetRef | None = Field(default=None, description="Set for imported sets only.")
 
 
 class EnvironmentRef(_Model):
@@ -200,6 +220,29 @@ class EnvironmentRef(_Model):
     packages: dict[str, str]
 
 
+class ContaminationMatch(_Model):
+    generated: str = Field(description="The generated image (file in the set).")
+    test: str = Field(description="The test image (<defect type>/<image id>).")
+    distance: float
+    nearest_training_distance: float | None = Field(
+        default=None, description="Distance of the generated image to the nearest image the synthesizer was given.")
+
+
+class ContaminationResult(_Model):
+    """The contamination check of one generated set (:mod:`benchmark.contamination`)."""
+
+    settings: dict[str, Any]
+    threshold: float
+    n_generated: int
+    n_test: int
+    matches: list[ContaminationMatch] = Field(description="Generated images within the threshold of a test image.")
+    closest: ContaminationMatch | None = Field(description="The closest pair found (how far the set is from a match).")
+
+    @property
+    def contaminated(self) -> bool:
+        return bool(self.matches)
+
+
 class Repetition(_Model):
     """One run of every random step of the cell, with its own seeds."""
 
@@ -211,6 +254,8 @@ class Repetition(_Model):
     fidelity: list[MetricResult]
     detectors: list[DetectorResult]
     timings: dict[str, float] = Field(default_factory=dict)
+    contamination: ContaminationResult | None = Field(default=None, description="Contamination check of the "
+                                                      "generated set (None for the reference row and older records).")
 
 
 class DetectorSummary(_Model):
@@ -335,10 +380,14 @@ class ResultRecord(_Model):
         data = self.model_dump(mode="json", exclude={"timings", "environment", "created_utc"})
         for repetition in data["repetitions"]:
             repetition.pop("timings")
+            if repetition.get("contamination") is None:  # fields added later: absent ones keep older hashes
+                repetition.pop("contamination", None)
             for detector in repetition["detectors"]:
                 detector.pop("train_seconds"), detector.pop("eval_seconds")
         if data["synthesizer"]:
             data["synthesizer"]["fit"].pop("seconds")
+            if data["synthesizer"].get("external") is None:
+                data["synthesizer"].pop("external", None)
         return canonical_hash(data)
 
     def relative_path(self) -> Path:

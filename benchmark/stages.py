@@ -79,6 +79,73 @@ def fidelity(ctx: CategoryContext, set_folder: Path, metric_ids: list[str], weig
     return {"metrics": [r.model_dump(mode="json") for r in results], "seconds": time.perf_counter() - started}
 
 
+def detector_config(protocol, name: str) -> dict[str, Any]:  # noqa: ANN001
+    """The protocol's pinned config of a detector; a plugin detector the protocol does not pin gets only the
+    protocol's image size (and its records are marked not comparable)."""
+    return dict(protocol.detectors.get(name, {"image_size": protocol.image_size}))
+
+
+def external_content_hash(request, category: str) -> str:  # noqa: ANN001
+    from benchmark.external import scan
+    from synthesis.importer import content_hash
+
+    return content_hash(scan(request, category))
+
+
+def plan_import(request, content_sha256: str, base: dict[str, Any], ctx: CategoryContext):  # noqa: ANN001, ANN201
+    """The ``fit`` (describe) and ``generate`` (import) jobs of an imported set: keyed by its content, not its path,
+    and by no seed (the same jobs serve every repetition)."""
+    from benchmark.external import config_hash
+    from benchmark.store import Job
+    from synthesis.importer import IMPORT_VERSION
+
+    fit = Job(kind="fit", label=f"describe {request.name} {ctx.category} (imported set)",
+              params={**base, "synth": request.name, "imported": {"config_hash": config_hash(request, content_sha256),
+                                                                  "layout": request.layout},
+                      "train_split": ctx.train.split_id})
+    generate = Job(kind="generate", label=f"import {request.name} {ctx.category}", deps=(fit.key,),
+                   params={**base, "synth": request.name, "n": ctx.protocol.n_generated_per_defect,
+                           "import_version": IMPORT_VERSION})
+    return fit, generate
+
+
+def contamination_settings() -> dict[str, Any]:
+    from benchmark.contamination import SETTINGS
+
+    return dict(SETTINGS)
+
+
+def contamination(ctx: CategoryContext, set_folder: Path, work: Path, *,
+                  expected_set_sha256: str | None = None) -> dict[str, Any]:
+    """Compare the generated set with the test images, here in the benchmark's process (the test pixels are the
+    context's, decoded when the category was loaded; no synthesizer runs during the check)."""
+    from benchmark import contamination as check
+    from benchmark.context import test_image_names
+
+    require_intact(set_folder, expected_set_sha256)
+    started = time.perf_counter()
+    rows = load_samples(set_folder)
+    training = np.stack([n.image for n in ctx.train.normals] + [a.image for a in ctx.train.anomalies])
+    result = check.check(np.stack([image for _, image, _ in rows]), [sample.image_file for sample, _, _ in rows],
+                         ctx.test.images, test_image_names(ctx), training)
+    return {"result": result.model_dump(mode="json"), "seconds": time.perf_counter() - started}
+
+
+def contamination_notes(repetitions) -> list[str]:  # noqa: ANN001
+    """One note per contaminated set, naming its matching pairs (the record lists them in full too)."""
+    notes, seen = [], set()
+    for repetition in repetitions:
+        result = repetition.contamination
+        if result is None or not result.matches or repetition.generated_set_sha256 in seen:
+            continue
+        seen.add(repetition.generated_set_sha256)
+        pairs = ", ".join(f"{m.generated} ~ test {m.test}" for m in result.matches[:10])
+        more = f" and {len(result.matches) - 10} more" if len(result.matches) > 10 else ""
+        notes.append(f"contaminated: the generated set of repetition {repetition.index} holds {len(result.matches)} "
+                     f"near-copies of test images ({pairs}{more})")
+    return notes
+
+
 def synthetic_set(ctx: CategoryContext, set_folder: Path, expected_sha256: str | None = None):  # noqa: ANN201 -> SyntheticSet
     """(clean source, anomalous, mask) triples of a generated set for the detectors, once its files are verified."""
     from benchmark.detectors.base import SyntheticSet

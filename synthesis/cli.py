@@ -85,7 +85,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     for name in registry.available():
         item = registry.entry(name)
-        meta = registry.describe(name)
+        try:
+            meta = registry.describe(name)
+        except ValueError as err:  # a plugin that misses part of the contract is listed, not fatal
+            print(f"{name:<22} NOT USABLE: {err}")
+            continue
         flags = ", ".join(f for f, on in (("text", meta.uses_text), ("masks", meta.uses_masks),
                                           ("real anomalies", meta.uses_real_anomalies)) if on) or "none"
         ablation = f" [ablation of {item.ablation_of}]" if item.ablation_of else ""
@@ -255,6 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "synth", None):
+            from synthesis import registry
+
+            args.synth = registry.resolve(args.synth)  # a plugin class or entry point, checked first
         return COMMANDS[args.command](args)
     except (ValueError, FileNotFoundError, FileExistsError, KeyError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -52,7 +52,7 @@ class GeneratedSample(BaseModel):
     image_file: str
     mask_file: str
     caption: str
-    caption_origin: Literal["train", "user"]
+    caption_origin: Literal["train", "user", "external"]  # external: an imported set's (captionless) sample
     normal_id: str
     mask_origin: str
     seed: int

@@ -42,6 +42,7 @@ def test_repetitions_are_seeded_cells_and_adding_one_reuses_every_cached_job(tmp
     assert sorted(first) == sorted([
         "fit croppaste disc",
         "generate croppaste disc seed 0", "generate croppaste disc seed 1",
+        "contamination croppaste disc seed 0", "contamination croppaste disc seed 1",
         "fidelity croppaste disc seed 0", "fidelity croppaste disc seed 1",
         "detect unet croppaste disc seed 0", "detect unet croppaste disc seed 1",
         "detect padim-effnetlite0 (no synthesis) disc seed 0", "detect padim-effnetlite0 (no synthesis) disc seed 1",
@@ -58,7 +59,8 @@ def test_repetitions_are_seeded_cells_and_adding_one_reuses_every_cached_job(tmp
 
     assert _run(out) == []  # everything cached
     third = _run(out, "--repetitions", "3")
-    assert sorted(third) == sorted(["generate croppaste disc seed 2", "fidelity croppaste disc seed 2",
+    assert sorted(third) == sorted(["generate croppaste disc seed 2", "contamination croppaste disc seed 2",
+                                    "fidelity croppaste disc seed 2",
                                     "detect unet croppaste disc seed 2",
                                     "detect padim-effnetlite0 (no synthesis) disc seed 2"])
     extended = load_result(path)

@@ -210,8 +210,9 @@ def test_two_runs_on_the_same_out_do_every_job_once(tmp_path: Path, demo_root: P
     journal = JobStore(out).journal()
     log = (out / "logs" / "benchmark.log").read_text()
     kinds = sorted(entry["kind"] for entry in journal)
-    assert kinds == ["detect", "fidelity", "fit", "generate"], log  # each job done exactly once, by one of the two
-    assert len({entry["key"] for entry in journal}) == 4
+    # each job done exactly once, by one of the two
+    assert kinds == ["contamination", "detect", "fidelity", "fit", "generate"], log
+    assert len({entry["key"] for entry in journal}) == 5
     records = _records(out)
     assert sorted(records) == ["results/croppaste/1/mvtec-caption-smoke--v1/demo/disc.json",
                                "results/no-synthesis/0/mvtec-caption-smoke--v1/demo/disc.json"]
@@ -244,7 +245,7 @@ def test_an_altered_generated_set_is_refused_before_scoring(finished_run: Path, 
     assert "croppaste on demo/disc" in line and "changed since generation" in line and "--overwrite" in line
     code, err = _benchmark([*_run_args("unet"), "--out", run])  # ... and a new detector may not train on it either
     assert code == 2 and "changed since generation" in err and "--overwrite" in err
-    assert [e["kind"] for e in store.journal()] == ["fit", "generate", "fidelity", "detect"]  # nothing scored
+    assert [e["kind"] for e in store.journal()] == ["fit", "generate", "contamination", "fidelity", "detect"]  # nothing scored
     assert _records(run) == before
 
 
@@ -261,5 +262,5 @@ def test_a_rerun_redoes_a_damaged_generate_job_and_gives_the_same_records(finish
     assert code == 0, err
     assert f"{generate}: generate croppaste disc seed 0 is recorded as done but samples/" in err and "are missing" in err
     kinds = [e["kind"] for e in store.journal()]
-    assert kinds == ["fit", "generate", "fidelity", "detect", "generate", "generate"]  # only the damaged job redone
+    assert kinds == ["fit", "generate", "contamination", "fidelity", "detect", "generate", "generate"]  # only the damaged job redone
     assert _records(run) == before  # byte-identical set: the cached scores stay valid

@@ -1,7 +1,10 @@
 """Downstream anomaly detectors by name.
 
 Entries name their class lazily ("module:Class"), so listing names costs no torch / anomalib
-import; :func:`create_detector` and :func:`describe` import the classes they need.
+import; :func:`create_detector` and :func:`describe` import the classes they need. Installed
+packages add detectors through the ``mvtec_caption_bench.detectors`` entry-point group, and a class
+can be named as ``package.module:ClassName``; :func:`resolve` imports such a plugin and checks it
+against the contract (:mod:`synthesis.plugins`) before a run uses it.
 """
 
 from __future__ import annotations
@@ -47,7 +50,52 @@ register("padim-effnetlite0", "benchmark.detectors.padim:PadimDetector", uses_sy
 register("classifier", "benchmark.detectors.classifier:DefectTypeClassifier", uses_synthesis=True)
 
 
+#: Plugins that could not be registered, by name or spec, with the reason.
+PLUGIN_PROBLEMS: dict[str, str] = {}
+
+
+def _register_plugin(target: str, origin: str, expected_name: str | None = None) -> str:
+    from synthesis import plugins
+
+    cls = plugins.import_target(target, origin)
+    plugins.check_detector_class(cls, origin, expected_name)
+    if cls.name in DETECTORS and DETECTORS[cls.name].target != target:
+        raise plugins.PluginError(f"{origin}: its name {cls.name!r} is already taken by {DETECTORS[cls.name].target}")
+    register(cls.name, target, uses_synthesis=cls.uses_synthesis)
+    return cls.name
+
+
+def _entry_points(only: str | None = None) -> None:
+    """Register installed detector plugins (importing them: ``uses_synthesis`` is needed to plan a run)."""
+    from synthesis import plugins
+
+    for ep in plugins.group_entry_points(plugins.DETECTOR_GROUP):
+        if (only is not None and ep.name != only) or ep.name in DETECTORS:
+            continue
+        try:
+            _register_plugin(ep.value, plugins.describe_entry_point(ep), expected_name=ep.name)
+        except plugins.PluginError as err:
+            PLUGIN_PROBLEMS[ep.name] = str(err)
+            if only is not None:
+                raise
+
+
+def resolve(name_or_class: str) -> str:
+    """The registered name of a detector given by name, entry-point name or ``package.module:ClassName``."""
+    from synthesis import plugins
+
+    if name_or_class in DETECTORS:
+        return name_or_class
+    if plugins.is_class_spec(name_or_class):
+        return _register_plugin(name_or_class, f"--detectors {name_or_class}")
+    _entry_points(only=name_or_class)
+    if name_or_class not in DETECTORS:
+        raise KeyError(f"unknown detector {name_or_class!r}; registered: {', '.join(available())}")
+    return name_or_class
+
+
 def available() -> list[str]:
+    _entry_points()
     return sorted(DETECTORS)
 
 

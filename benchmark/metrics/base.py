@@ -69,6 +69,7 @@ class MetricSpec:
     substitute_for: str | None = None
     higher_is_better: bool = True
     not_comparable: str | None = None  # for substitutes: what differs from the standard metric
+    needs_captions: bool = False  # not computed on a set without captions (an imported set)
 
 
 def build_result(spec: MetricSpec, output: MetricOutput, weights: Mapping[str, ResolvedWeights]) -> MetricResult:

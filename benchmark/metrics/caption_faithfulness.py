@@ -246,6 +246,7 @@ CAPTION_FAITHFULNESS = MetricSpec(
               "published_anchor": None},
     needs_weights=(CLIP,), compute=_compute_clip, value_range=COSINE,
     substitutes=("caption-faithfulness-knn", "caption-type-accuracy-knn"),
+    needs_captions=True,
 )
 
 CAPTION_FAITHFULNESS_KNN = MetricSpec(
@@ -255,7 +256,7 @@ CAPTION_FAITHFULNESS_KNN = MetricSpec(
     settings={**_KNN_SETTINGS, "references": _KNN_SETTINGS["references"] + ", with a caption",
               "score": "weighted mean all-MiniLM-L6-v2 cosine between the asked caption and the neighbours' captions"},
     needs_weights=(EFFNET, MINILM), compute=_compute_knn, value_range=COSINE, standard=False,
-    substitute_for="caption-faithfulness",
+    substitute_for="caption-faithfulness", needs_captions=True,
     not_comparable="retrieval through EfficientNet-Lite0 neighbours and MiniLM caption similarity replaces the CLIP "
                    "crop-caption score; its scale depends on the category's caption diversity",
 )

@@ -47,6 +47,11 @@ class FidelityInputs:
                     _check_item(item, f"{defect}[{index}]", self.image_size)
 
     @property
+    def has_captions(self) -> bool:
+        """Whether any generated image carries the caption it was asked for (imported sets have none)."""
+        return any(item.caption.strip() for items in self.generated.values() for item in items)
+
+    @property
     def defect_types(self) -> list[str]:
         """Defect types with generated images (the ones every metric reports on)."""
         return sorted(defect for defect, items in self.generated.items() if items)

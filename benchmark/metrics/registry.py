@@ -71,6 +71,9 @@ def _resolve(spec: MetricSpec, resolver: WeightsResolver) -> dict[str, ResolvedW
 
 def compute_metric(spec: MetricSpec, inputs: FidelityInputs, ctx: MetricContext) -> list[MetricResult]:
     """One metric's results: the standard (or substitute) result, plus substitutes when it fails."""
+    if spec.needs_captions and inputs.defect_types and not inputs.has_captions:
+        reason = "the generated set has no captions (an imported set): nothing to be faithful to"
+        return [not_computed(spec, reason, defect_types=inputs.defect_types)] + _substitutes(spec, inputs, ctx)
     try:
         weights = _resolve(spec, ctx.resolver)
     except WeightsUnavailable as err:
