@@ -125,6 +125,8 @@ def plan_category(request: RunRequest, protocol: Protocol, context: CategoryCont
     not the whole protocol, so a protocol version that only adds a metric or a repetition reuses every
     job it shares with what is cached.
     """
+    from benchmark.metrics.registry import DIAGNOSTIC_METRICS
+
     plan = CategoryPlan(context, repetition_seeds(request, protocol))
     base = {"protocol": protocol.id, "dataset": context.subset, "category": context.category,
             "device": _device_kind(request.device)}
@@ -139,7 +141,8 @@ def plan_category(request: RunRequest, protocol: Protocol, context: CategoryCont
                                                     "seed": seeds.generation})
             fidelity = Job(kind="fidelity", label=f"fidelity {name} {context.category} seed {seeds.generation}",
                            deps=(generate.key,),
-                           params={**base, "metrics": protocol.fidelity_metrics, "weights_dir": request.weights_dir,
+                           params={**base, "metrics": protocol.fidelity_metrics, "diagnostics": list(DIAGNOSTIC_METRICS),
+                                   "weights_dir": request.weights_dir,
                                    "allow_download": request.allow_download, "test": context.test.sha256})
             plan.fits[rep, name], plan.generates[rep, name], plan.fidelities[rep, name] = fit, generate, fidelity
             for detector in request.detectors:
@@ -245,6 +248,7 @@ def _repetition(plan: CategoryPlan, store: JobStore, synth: str | None, seeds: R
     return Repetition(
         index=rep, seeds=seeds.for_synthesizer(synth), synthesizer_config_hash=outputs["fit"]["config_hash"],
         generated_set_sha256=outputs["generate"]["set_sha256"], n_generated=outputs["generate"]["n"],
+        n_redone=outputs["generate"].get("redone"), n_failed=outputs["generate"].get("failed"),
         fidelity=[MetricResult.model_validate(m) for m in outputs["fidelity"]["metrics"]], detectors=detectors,
         timings=_timings(outputs, detectors),
     )

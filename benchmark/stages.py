@@ -50,16 +50,19 @@ def generate(ctx: CategoryContext, name: str, fit_folder: Path, seed: int, devic
                         seed=seed, forbidden_paths=ctx.forbidden_paths, progress=progress)
     seconds = time.perf_counter() - started
     write_grid(work / "samples", work / "grid.png", train=ctx.train)
-    return {"samples": "samples", "grid": "grid.png", "set_sha256": info.set_sha256, "n": info.samples, "seconds": seconds}
+    return {"samples": "samples", "grid": "grid.png", "set_sha256": info.set_sha256, "n": info.samples, "seconds": seconds,
+            "redone": info.redone, "failed": len(info.failed)}
 
 
 def fidelity(ctx: CategoryContext, set_folder: Path, metric_ids: list[str], weights_dir: str | None,
              allow_download: bool, device: str, work: Path, progress: bool) -> dict[str, Any]:
-    from benchmark.metrics import FidelityInputs, GeneratedItem, RealItem, WeightsResolver, compute_fidelity
+    from benchmark.metrics import DIAGNOSTIC_METRICS, FidelityInputs, GeneratedItem, RealItem, WeightsResolver, compute_fidelity
 
+    normals = {normal.image_id: normal.image for normal in ctx.train.normals}
     generated: dict[str, list[Any]] = {}
     for sample, image, mask in load_samples(set_folder):
-        generated.setdefault(sample.defect_type, []).append(GeneratedItem(image=image, mask=mask, caption=sample.caption))
+        generated.setdefault(sample.defect_type, []).append(
+            GeneratedItem(image=image, mask=mask, caption=sample.caption, source=normals.get(sample.normal_id)))
     real_train: dict[str, list[Any]] = {}
     for anomaly in ctx.train.anomalies:
         real_train.setdefault(anomaly.defect_type, []).append(RealItem(image=anomaly.image, mask=anomaly.mask, caption=anomaly.caption))
@@ -70,6 +73,7 @@ def fidelity(ctx: CategoryContext, set_folder: Path, metric_ids: list[str], weig
     inputs = FidelityInputs(generated=generated, real_train=real_train, real_test=real_test, image_size=ctx.protocol.image_size)
     resolver = WeightsResolver(weights_dir=Path(weights_dir) if weights_dir else None, allow_download=allow_download)
     started = time.perf_counter()
+    metric_ids = [*metric_ids, *(m for m in DIAGNOSTIC_METRICS if m not in metric_ids)]
     results = compute_fidelity(metric_ids, inputs, resolver, device=device, progress=progress,
                                cache_dir=work.parent.parent / "features")
     return {"metrics": [r.model_dump(mode="json") for r in results], "seconds": time.perf_counter() - started}

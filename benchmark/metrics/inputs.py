@@ -20,6 +20,7 @@ class GeneratedItem:
     image: np.ndarray  # HxWx3 uint8
     mask: np.ndarray  # HxW bool: the synthesized defect region
     caption: str  # the caption the defect was asked for
+    source: np.ndarray | None = None  # HxWx3 uint8: the normal image it was made from (label and colour fidelity)
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,9 @@ def _check_item(item: Item, where: str, size: int) -> None:
         raise ValueError(f"{where}: image must be HxWx3 uint8, got {image.shape} {image.dtype}")
     if mask.shape != image.shape[:2]:
         raise ValueError(f"{where}: mask {mask.shape} does not match image {image.shape[:2]}")
+    source = getattr(item, "source", None)
+    if source is not None and np.asarray(source).shape != image.shape:
+        raise ValueError(f"{where}: source {np.asarray(source).shape} does not match image {image.shape}")
     if size and image.shape[:2] != (size, size):
         raise ValueError(f"{where}: image is {image.shape[:2]}, the inputs declare image_size={size}")
 
