@@ -25,6 +25,7 @@ is generated into its own cache folder (:func:`mvtec_caption.demo.demo_location`
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -277,9 +278,30 @@ def draw_good(rng: np.random.Generator) -> np.ndarray:
     return np.clip(np.rint(_scene(rng).image), 0, 255).astype(np.uint8)
 
 
-def draw_defect(rng: np.random.Generator, defect: str) -> Drawn:
-    image, mask, caption = DRAWERS[defect](rng, _scene(rng))
-    return Drawn(np.clip(np.rint(image), 0, 255).astype(np.uint8), mask, caption)
+def draw_defect(rng: np.random.Generator, defect: str) -> tuple[np.ndarray, Drawn]:
+    """The defect-free scene and the same scene with the defect (each HxW uint8), with mask and caption."""
+    scene = _scene(rng)
+    image, mask, caption = DRAWERS[defect](rng, scene)
+    clean = np.clip(np.rint(scene.image), 0, 255).astype(np.uint8)
+    return clean, Drawn(np.clip(np.rint(image), 0, 255).astype(np.uint8), mask, caption)
+
+
+def _drawings(seed: int) -> Iterator[tuple[str, str, int, np.ndarray | None, Drawn]]:
+    """Every image in generation order: (split, defect type or "good", index, clean scene or None, drawing)."""
+    rng = np.random.default_rng([seed, VERSION])
+    for split, count in (("train", N_TRAIN_GOOD), ("test", N_TEST_GOOD)):
+        for index in range(count):
+            yield split, "good", index, None, Drawn(draw_good(rng), np.zeros((SIZE, SIZE), dtype=bool), "")
+    for defect in DEFECTS:
+        for index in range(N_PER_DEFECT):
+            clean, drawn = draw_defect(rng, defect)
+            yield "test", defect, index, clean, drawn
+
+
+def clean_sources(seed: int = SEED) -> dict[tuple[str, str], np.ndarray]:
+    """The defect-free scene of every anomalous image, by (defect type, image id): the exact normal source a
+    real anomaly of this category was made from (label-fidelity references; never given to a synthesizer)."""
+    return {(defect, f"{index:03d}"): clean for _, defect, index, clean, _ in _drawings(seed) if clean is not None}
 
 
 def _save(array: np.ndarray, path: Path) -> None:
@@ -290,16 +312,10 @@ def _save(array: np.ndarray, path: Path) -> None:
 def generate(destination: Path, seed: int = SEED) -> dict[str, dict[str, list[str]]]:
     """Write ``<destination>/fibreboard/`` (MVTec AD layout); return its captions ``{category: {defect: [...]}}``."""
     base = Path(destination) / CATEGORY
-    rng = np.random.default_rng([seed, VERSION])
-    for split, count in (("train", N_TRAIN_GOOD), ("test", N_TEST_GOOD)):
-        for index in range(count):
-            _save(draw_good(rng), base / split / "good" / f"{index:03d}.png")
-    captions: dict[str, list[str]] = {}
-    for defect in DEFECTS:
-        captions[defect] = []
-        for index in range(N_PER_DEFECT):
-            drawn = draw_defect(rng, defect)
-            _save(drawn.image, base / "test" / defect / f"{index:03d}.png")
+    captions: dict[str, list[str]] = {defect: [] for defect in DEFECTS}
+    for split, defect, index, _, drawn in _drawings(seed):
+        _save(drawn.image, base / split / defect / f"{index:03d}.png")
+        if defect != "good":
             _save(drawn.mask.astype(np.uint8) * 255, base / "ground_truth" / defect / f"{index:03d}_mask.png")
             captions[defect].append(drawn.caption)
     return {CATEGORY: captions}

@@ -114,3 +114,27 @@ def test_axf_redoes_or_fails_samples_below_its_floor(tmp_path: Path) -> None:
     reachable.fit(train, progress=False)
     info = generate_set(reachable, train, tmp_path / "ok", n_per_defect=2, seed=0, progress=False)
     assert info.samples == 2 and info.failed == [] and info.redone == 0
+
+
+# ---- AXF's per-mask settings -------------------------------------------------------------------
+def _disc(radius: float, size: int = 128) -> np.ndarray:
+    yy, xx = np.mgrid[0:size, 0:size]
+    return np.hypot(yy - size / 2, xx - size / 2) <= radius
+
+
+def test_axf_settings_follow_mask_thickness() -> None:
+    from synthesis.axf.adapt import mask_thickness, settings_for
+
+    common = dict(strength=0.6, thin_strength=0.25, thin_px=4.0, thick_px=16.0, thin_detail=1.0, retry_strength=0.6)
+    assert mask_thickness(_disc(5), side=64, window=64) == pytest.approx(10.0, abs=1.0)  # a disc's diameter
+    assert mask_thickness(_disc(5), side=128, window=64) == pytest.approx(5.0, abs=0.5)  # at the model's scale
+    thin = settings_for(_disc(1.5), 64, 64, **common)
+    thick = settings_for(_disc(12), 64, 64, **common)
+    middle = settings_for(_disc(5), 64, 64, **common)
+    assert thin.strength == pytest.approx(0.25, abs=0.02) and thin.detail == 1.0  # snapped to the 50-step grid
+    assert (thick.strength, thick.detail) == (0.6, 0.0)  # large defects: the bottle-tuned defaults
+    assert 0.25 < middle.strength < 0.6 and 0 < middle.detail < 1
+    redo = settings_for(_disc(12), 64, 64, **common, attempt=2)
+    assert redo.strength == pytest.approx(0.6 * 0.36, abs=0.01) and redo.detail == 1.0
+    fixed = settings_for(_disc(1.5), 64, 64, **common, adapt=False)
+    assert (fixed.strength, fixed.detail) == (0.6, 0.0)
