@@ -16,7 +16,9 @@ value where the answer is known to be "a real, visible defect":
   anomaly is known (:func:`mvtec_caption.demo_fibreboard.clean_sources`) and used instead.
 
 Prints one table per category: per defect type the mean visible share, the share of images below
-the floor and the mean spill share.
+the floor, the mean spill share and the share of images with colour added inside the mask (the
+``colour-added-share`` metric: on a grey category any is artificial; on a colour category real
+defects add colour too, which is what this column shows).
 
     .venv/bin/python scripts/label_fidelity_reference.py --dataset mvtec_ad --data-root ../shared/data/mvtec_ad \
         --caption-source ../shared/data/mvtec_caption/captions.json --category bottle
@@ -35,7 +37,11 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from synthesis.fidelity import VISIBLE_FLOOR, LabelFidelity, label_fidelity, luminance  # noqa: E402
+from benchmark.metrics.label_fidelity import COLOUR_LEVELS, COLOUR_SHARE  # noqa: E402
+from synthesis.colour import added_chroma  # noqa: E402
+from synthesis.fidelity import VISIBLE_FLOOR, label_fidelity, luminance  # noqa: E402
+
+Row = tuple[float, float, float]  # visible share, spill share, colour added (0/1)
 
 MARGIN = 4  # px around the mask left out of the alignment
 CANDIDATES = 8  # normals registered per anomaly (the closest ones before alignment)
@@ -63,24 +69,31 @@ def aligned_normal(image: np.ndarray, mask: np.ndarray, normals: np.ndarray) -> 
     return best[1], best[0]
 
 
-def summarise(rows: Sequence[LabelFidelity]) -> tuple[float, float, float]:
-    visible = np.array([r.visible_share for r in rows])
-    return float(visible.mean()), float((visible < VISIBLE_FLOOR).mean()), float(np.mean([r.spill_share for r in rows]))
+def score(image: np.ndarray, source: np.ndarray, mask: np.ndarray) -> Row:
+    fidelity = label_fidelity(image, source, mask)
+    gained = added_chroma(image, source)[mask]
+    return fidelity.visible_share, fidelity.spill_share, float((gained > COLOUR_LEVELS).mean() > COLOUR_SHARE)
 
 
-def croppaste_rows(ctx, n: int, seed: int) -> dict[str, list[LabelFidelity]]:  # noqa: ANN001
+def summarise(rows: Sequence[Row]) -> tuple[float, float, float, float]:
+    array = np.array(rows)
+    return (float(array[:, 0].mean()), float((array[:, 0] < VISIBLE_FLOOR).mean()), float(array[:, 1].mean()),
+            float(array[:, 2].mean()))
+
+
+def croppaste_rows(ctx, n: int, seed: int) -> dict[str, list[Row]]:  # noqa: ANN001
     from synthesis import registry
     from synthesis.plan import Planner
 
     synthesizer = registry.create("croppaste")
     synthesizer.fit(ctx.train, progress=False)
     planner = Planner(ctx.train)
-    rows: dict[str, list[LabelFidelity]] = {}
+    rows: dict[str, list[Row]] = {}
     for defect in ctx.train.defect_types:
         for spec in planner.plan(defect, n, seed):
             normal = planner.normal_image(spec.normal_id)
             output = synthesizer.synthesize(spec, normal, np.random.default_rng(spec.seed))
-            rows.setdefault(defect, []).append(label_fidelity(output.image, normal, output.mask))
+            rows.setdefault(defect, []).append(score(output.image, normal, output.mask))
     return rows
 
 
@@ -98,8 +111,8 @@ def exact_sources(dataset: str, category: str, size: int) -> dict[tuple[str, str
 
 def real_rows(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], defects: Sequence[str], ids: Sequence[str],
               normals: np.ndarray, exact: dict[tuple[str, str], np.ndarray] | None
-              ) -> tuple[dict[str, list[LabelFidelity]], dict[str, list[float]]]:
-    rows: dict[str, list[LabelFidelity]] = {}
+              ) -> tuple[dict[str, list[Row]], dict[str, list[float]]]:
+    rows: dict[str, list[Row]] = {}
     residuals: dict[str, list[float]] = {}
     for image, mask, defect, image_id in zip(images, masks, defects, ids):
         if defect == "good" or not mask.any():
@@ -109,7 +122,7 @@ def real_rows(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], defects
             residual = float(np.median(np.abs(luminance(source) - luminance(image))[~mask]))
         else:
             source, residual = aligned_normal(image, mask, normals)
-        rows.setdefault(defect, []).append(label_fidelity(image, source, mask))
+        rows.setdefault(defect, []).append(score(image, source, mask))
         residuals.setdefault(defect, []).append(residual)
     return rows, residuals
 
@@ -141,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     columns["real (training third)"] = train_rows
     columns["real (test)"] = test_rows
     print(f"{args.dataset}/{args.category} at {protocol.image_size} px ({protocol.id}); floor {VISIBLE_FLOOR}; "
-          "visible share / share below floor / spill share (n)")
+          "visible share / share below floor / spill share / colour added (n)")
     defects = sorted({d for rows in columns.values() for d in rows})
     header = f"| defect type | {' | '.join(columns)} | residual train / test |"
     print(header)
@@ -152,10 +165,9 @@ def main(argv: list[str] | None = None) -> int:
             if defect == "mean over types":
                 values = [summarise(r) for r in rows.values()]
                 mean = np.mean(values, axis=0) if values else None
-                cells.append("–" if mean is None else f"{mean[0]:.2f} / {mean[1]:.2f} / {mean[2]:.2f}")
+                cells.append("–" if mean is None else " / ".join(f"{v:.2f}" for v in mean))
             elif defect in rows:
-                visible, below, spill = summarise(rows[defect])
-                cells.append(f"{visible:.2f} / {below:.2f} / {spill:.2f} ({len(rows[defect])})")
+                cells.append(" / ".join(f"{v:.2f}" for v in summarise(rows[defect])) + f" ({len(rows[defect])})")
             else:
                 cells.append("–")
         residual = "–" if defect == "mean over types" else " / ".join(

@@ -10,8 +10,10 @@ count as its colours) and recorded in the fit report:
 * **grey**: at least ``1 - GREY_QUANTILE`` of the training pixels have a chroma of at most
   ``GREY_TOLERANCE`` levels (MVTec's grey categories are stored as 8-bit grey PNGs, chroma 0; the
   tolerance allows for compressed copies);
-* **chroma limit**: the ``LIMIT_QUANTILE`` quantile of the training pixels' chroma plus
-  ``LIMIT_MARGIN`` levels, the most saturated colour the category is allowed.
+* **chroma limit**: the largest chroma of any training pixel plus ``LIMIT_MARGIN`` levels, the most
+  saturated colour the category is allowed: every colour its training images show stays possible
+  (Crop&Paste pastes real pixels; bottle's reach 151 levels in a few highlights), anything beyond
+  is a colour the category never had.
 
 :func:`conform` brings an output inside the profile: grey categories get the luminance in every
 channel; colour categories get every pixel whose chroma exceeds both the limit and its normal
@@ -28,7 +30,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 GREY_TOLERANCE = 3.0
 GREY_QUANTILE = 0.999
-LIMIT_QUANTILE = 0.999
 LIMIT_MARGIN = 8.0
 SAMPLE_PIXELS = 20_000  # per image, evenly strided: the profile costs milliseconds
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601
@@ -40,12 +41,12 @@ class ColourProfile(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     grey: bool = Field(description="Every training image is grey-level (chroma at most grey_tolerance).")
-    chroma_quantile: float = Field(description="The limit_quantile quantile of the training pixels' chroma, levels.")
-    chroma_limit: float = Field(description="The highest chroma an output may have (quantile + margin), levels.")
+    chroma_quantile: float = Field(description="The grey_quantile quantile of the training pixels' chroma, levels.")
+    chroma_max: float = Field(description="The largest chroma of any training pixel, levels.")
+    chroma_limit: float = Field(description="The highest chroma an output may have (chroma_max + margin), levels.")
     mean_rgb: list[float] = Field(description="Mean colour of the training pixels.")
     images: int
     grey_tolerance: float = GREY_TOLERANCE
-    limit_quantile: float = LIMIT_QUANTILE
 
 
 def chroma(image: np.ndarray) -> np.ndarray:
@@ -56,23 +57,23 @@ def chroma(image: np.ndarray) -> np.ndarray:
     return image.max(axis=-1) - image.min(axis=-1)
 
 
-def _sample(image: np.ndarray) -> np.ndarray:
-    pixels = np.asarray(image).reshape(-1, 3)
-    step = max(1, len(pixels) // SAMPLE_PIXELS)
-    return pixels[::step].astype(np.float32)
-
-
 def colour_profile(images: Iterable[np.ndarray]) -> ColourProfile:
     """The profile of a category's training images (HxWx3 uint8 each)."""
-    samples = [_sample(image) for image in images]
-    if not samples:
+    samples, largest, count = [], 0.0, 0
+    for image in images:
+        pixels = np.asarray(image).reshape(-1, 3)
+        spread = pixels.max(axis=1).astype(np.int16) - pixels.min(axis=1)
+        largest = max(largest, float(spread.max()))
+        step = max(1, len(pixels) // SAMPLE_PIXELS)  # quantile and mean from evenly strided pixels
+        samples.append((spread[::step], pixels[::step].astype(np.float64)))
+        count += 1
+    if not count:
         raise ValueError("no training images to measure the category's colours from")
-    pixels = np.concatenate(samples)
-    spread = pixels.max(axis=1) - pixels.min(axis=1)
-    grey = float(np.quantile(spread, GREY_QUANTILE)) <= GREY_TOLERANCE
-    quantile = float(np.quantile(spread, LIMIT_QUANTILE))
-    return ColourProfile(grey=grey, chroma_quantile=round(quantile, 3), chroma_limit=round(quantile + LIMIT_MARGIN, 3),
-                         mean_rgb=[round(float(v), 3) for v in pixels.mean(axis=0)], images=len(samples))
+    spread = np.concatenate([s for s, _ in samples])
+    quantile = float(np.quantile(spread, GREY_QUANTILE))
+    mean = np.concatenate([p for _, p in samples]).mean(axis=0)
+    return ColourProfile(grey=quantile <= GREY_TOLERANCE, chroma_quantile=round(quantile, 3), chroma_max=largest,
+                         chroma_limit=largest + LIMIT_MARGIN, mean_rgb=[round(float(v), 3) for v in mean], images=count)
 
 
 def to_grey(image: np.ndarray) -> np.ndarray:

@@ -86,9 +86,10 @@ def grey_images(n: int = 3) -> list[np.ndarray]:
 
 def test_grey_categories_are_detected() -> None:
     profile = colour_profile(grey_images())
-    assert profile.grey and profile.chroma_quantile == 0.0
+    assert profile.grey and profile.chroma_quantile == 0.0 and profile.chroma_limit == 8.0
     tinted = [np.clip(image.astype(np.int16) + [0, 0, 12], 0, 255).astype(np.uint8) for image in grey_images()]
-    assert not colour_profile(tinted).grey
+    tinted_profile = colour_profile(tinted)
+    assert not tinted_profile.grey and tinted_profile.chroma_max == 12.0 and tinted_profile.chroma_limit == 20.0
 
 
 def test_conform_makes_grey_categories_grey_inside_the_mask_only() -> None:
@@ -106,7 +107,8 @@ def test_conform_makes_grey_categories_grey_inside_the_mask_only() -> None:
 
 
 def test_conform_limits_chroma_on_colour_categories() -> None:
-    profile = ColourProfile(grey=False, chroma_quantile=20.0, chroma_limit=28.0, mean_rgb=[100, 100, 100], images=1)
+    profile = ColourProfile(grey=False, chroma_quantile=12.0, chroma_max=20.0, chroma_limit=28.0, mean_rgb=[100, 100, 100],
+                            images=1)
     source = flat()
     source[0:5, 0:5] = (150, 100, 100)  # a source pixel more colourful than the limit keeps its own chroma
     image = source.copy()
