@@ -135,7 +135,8 @@ def plan_category(request: RunRequest, protocol: Protocol, context: CategoryCont
         for name in request.synthesizers:
             config = stages.synthesizer_config(context, name, seed=seeds.generation)
             fit = Job(kind="fit", label=f"fit {name} {context.category}",
-                      params={**base, "synth": name, "config": config, "train_split": context.train.split_id})
+                      params={**base, "synth": name, **stages.version_params(name), "config": config,
+                              "train_split": context.train.split_id})
             generate = Job(kind="generate", label=f"generate {name} {context.category} seed {seeds.generation}",
                            deps=(fit.key,), params={**base, "synth": name, "n": protocol.n_generated_per_defect,
                                                     "seed": seeds.generation})

@@ -23,6 +23,13 @@ def fit_is_seeded(name: str) -> bool:
     return "seed" in registry.entry(name).load_class().Config.model_fields
 
 
+def version_params(name: str) -> dict[str, str]:
+    """The synthesizer's code version for its fit job's key: a new version (changed outputs) never reuses a cached
+    fit. Version "1" is left out, as it was before versions were keyed, so existing caches stay valid."""
+    version = registry.entry(name).load_class().version
+    return {} if version == "1" else {"version": version}
+
+
 def synthesizer_config(ctx: CategoryContext, name: str, seed: int | None = None) -> dict[str, Any]:
     """The protocol's pinned config, with the repetition's fit seed when the synthesizer has one."""
     config = ctx.protocol.synthesizer_config(name, registry.entry(name).ablation_of)
