@@ -84,7 +84,9 @@ class AXFConfig(BaseModel):
     sample_steps: int = 50
     sdedit_strength: float = Field(0.6, description="1.0: sample from pure noise; <1: start from a pasted training defect")
     resample: int = Field(1, description="RePaint resampling rounds per step")
-    blend_width: float = Field(2.0, description="soft blending band outside the mask, pixels (0: hard)")
+    blend_width: float = Field(2.0, description="soft blending band at the mask's border, pixels (0: hard)")
+    blend_inside: bool = Field(True, description="the band lies inside the mask, so the returned mask is the planned "
+                               "one (the label); False: outside it, returning the mask plus the band (version 1)")
     detail_transfer: float = Field(1.0, description="with an SDEdit start: add this much of the pasted defect's detail "
                                    "finer than the window resolution (lost when a large window is resized)")
     # keeping small and thin defects visible (see synthesis/axf/adapt.py)
@@ -419,7 +421,7 @@ class AXFSynthesizer(Synthesizer):
             mask = np.asarray(spec.mask, dtype=bool)
             if not mask.any():
                 raise ValueError(f"{spec.name}: the planned mask is empty")
-            blend = blend_mask(mask, cfg.blend_width)
+            blend = blend_mask(mask, cfg.blend_width, inside=cfg.blend_inside)
             support = blend > 0
             win = window_for(support, w, cfg.window_margin)
             settings = self._settings(spec, mask, win.side)
