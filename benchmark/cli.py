@@ -152,10 +152,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from benchmark.report import format_table, write_metric_plots
 
     request, protocol, notes = build_request(args)
-    if args.threads:
-        import torch
+    from mvtec_caption.runtime import set_threads
 
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     from mvtec_caption.output_folder import claim_output_folder, data_roots
 
     roots = data_roots([("--data-root", args.data_root), ("--caption-source", args.caption_source)])
@@ -300,8 +299,9 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="recompute the planned jobs instead of resuming")
     parser.add_argument("--no-keep-models", action="store_true", help="do not keep trained detector weights in the cache")
     parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--threads", type=bounded_int(1, 1024, "torch CPU threads"), help="torch CPU threads (default: torch's; use 1 per run when "
-                                                     "several runs share a machine)")
+    from mvtec_caption.runtime import THREADS_HELP
+
+    parser.add_argument("--threads", type=bounded_int(1, 1024, "CPU threads"), help=THREADS_HELP)
 
 
 COMMANDS = {"run": cmd_run, "list": cmd_list, "plan": cmd_plan, "table": cmd_table, "compare": cmd_compare}

@@ -139,6 +139,8 @@ def plan_category(request: RunRequest, protocol: Protocol, context: CategoryCont
     not the whole protocol, so a protocol version that only adds a metric or a repetition reuses every
     job it shares with what is cached.
     """
+    from benchmark.metrics.registry import DIAGNOSTIC_METRICS
+
     plan = CategoryPlan(context, repetition_seeds(request, protocol))
     base = {"protocol": protocol.id, "dataset": context.subset, "category": context.category,
             "device": _device_kind(request.device)}
@@ -154,7 +156,8 @@ def plan_category(request: RunRequest, protocol: Protocol, context: CategoryCont
             else:
                 config = stages.synthesizer_config(context, name, seed=seeds.generation)
                 fit = Job(kind="fit", label=f"fit {name} {context.category}",
-                          params={**base, "synth": name, "config": config, "train_split": context.train.split_id})
+                          params={**base, "synth": name, **stages.version_params(name), "config": config,
+                                  "train_split": context.train.split_id})
                 generate = Job(kind="generate", label=f"generate {name} {context.category} seed {seeds.generation}",
                                deps=(fit.key,), params={**base, "synth": name, "n": protocol.n_generated_per_defect,
                                                         "seed": seeds.generation})
@@ -166,8 +169,8 @@ def plan_category(request: RunRequest, protocol: Protocol, context: CategoryCont
             fidelity = Job(kind="fidelity", label=f"fidelity {shown} {context.category}{seed_label}",
                            deps=(generate.key,),
                            params={**base, "metrics": fidelity_metrics(request, protocol),
-                                   "weights_dir": request.weights_dir, "allow_download": request.allow_download,
-                                   "test": context.test.sha256})
+                                   "diagnostics": list(DIAGNOSTIC_METRICS), "weights_dir": request.weights_dir,
+                                   "allow_download": request.allow_download, "test": context.test.sha256})
             plan.fits[rep, name], plan.generates[rep, name], plan.fidelities[rep, name] = fit, generate, fidelity
             for detector in request.detectors:
                 if uses_synthesis(detector):
@@ -299,6 +302,7 @@ def _repetition(plan: CategoryPlan, store: JobStore, synth: str | None, seeds: R
     return Repetition(
         index=rep, seeds=seeds.for_synthesizer(synth, imported), synthesizer_config_hash=outputs["fit"]["config_hash"],
         generated_set_sha256=outputs["generate"]["set_sha256"], n_generated=outputs["generate"]["n"],
+        n_redone=outputs["generate"].get("redone"), n_failed=outputs["generate"].get("failed"),
         fidelity=[MetricResult.model_validate(m) for m in outputs["fidelity"]["metrics"]], detectors=detectors,
         timings=_timings({**outputs, "contamination": contamination}, detectors),
         contamination=ContaminationResult.model_validate(contamination["result"]),

@@ -251,6 +251,10 @@ class Repetition(_Model):
     synthesizer_config_hash: str | None = None
     generated_set_sha256: str | None = None
     n_generated: int | None = None
+    n_redone: int | None = Field(None, description="Generated samples redone with a derived seed to reach the "
+                                 "synthesizer's label floor (None: recorded before redoing existed).")
+    n_failed: int | None = Field(None, description="Samples still below the label floor after every try, left out "
+                                 "of the generated set (n_generated counts the rest).")
     fidelity: list[MetricResult]
     detectors: list[DetectorResult]
     timings: dict[str, float] = Field(default_factory=dict)

@@ -23,6 +23,13 @@ def fit_is_seeded(name: str) -> bool:
     return "seed" in registry.entry(name).load_class().Config.model_fields
 
 
+def version_params(name: str) -> dict[str, str]:
+    """The synthesizer's code version for its fit job's key: a new version (changed outputs) never reuses a cached
+    fit. Version "1" is left out, as it was before versions were keyed, so existing caches stay valid."""
+    version = registry.entry(name).load_class().version
+    return {} if version == "1" else {"version": version}
+
+
 def synthesizer_config(ctx: CategoryContext, name: str, seed: int | None = None) -> dict[str, Any]:
     """The protocol's pinned config, with the repetition's fit seed when the synthesizer has one."""
     config = ctx.protocol.synthesizer_config(name, registry.entry(name).ablation_of)
@@ -50,13 +57,14 @@ def generate(ctx: CategoryContext, name: str, fit_folder: Path, seed: int, devic
                         seed=seed, forbidden_paths=ctx.forbidden_paths, progress=progress)
     seconds = time.perf_counter() - started
     write_grid(work / "samples", work / "grid.png", train=ctx.train)
-    return {"samples": "samples", "grid": "grid.png", "set_sha256": info.set_sha256, "n": info.samples, "seconds": seconds}
+    return {"samples": "samples", "grid": "grid.png", "set_sha256": info.set_sha256, "n": info.samples, "seconds": seconds,
+            "redone": info.redone, "failed": len(info.failed)}
 
 
 def fidelity(ctx: CategoryContext, set_folder: Path, metric_ids: list[str], weights_dir: str | None,
              allow_download: bool, device: str, work: Path, progress: bool, *,
              expected_set_sha256: str | None = None) -> dict[str, Any]:
-    from benchmark.metrics import FidelityInputs, GeneratedItem, RealItem, WeightsResolver, compute_fidelity
+    from benchmark.metrics import DIAGNOSTIC_METRICS, FidelityInputs, GeneratedItem, RealItem, WeightsResolver, compute_fidelity
 
     require_intact(set_folder, expected_set_sha256)  # never score a set that differs from the one recorded
     normals = {normal.image_id: normal.image for normal in ctx.train.normals}
@@ -74,6 +82,7 @@ def fidelity(ctx: CategoryContext, set_folder: Path, metric_ids: list[str], weig
     inputs = FidelityInputs(generated=generated, real_train=real_train, real_test=real_test, image_size=ctx.protocol.image_size)
     resolver = WeightsResolver(weights_dir=Path(weights_dir) if weights_dir else None, allow_download=allow_download)
     started = time.perf_counter()
+    metric_ids = [*metric_ids, *(m for m in DIAGNOSTIC_METRICS if m not in metric_ids)]
     results = compute_fidelity(metric_ids, inputs, resolver, device=device, progress=progress,
                                cache_dir=work.parent.parent / "features")
     return {"metrics": [r.model_dump(mode="json") for r in results], "seconds": time.perf_counter() - started}

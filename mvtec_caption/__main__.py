@@ -3,7 +3,11 @@
 import os
 import sys
 
-from mvtec_caption.cli import main
+from mvtec_caption.runtime import configure
+
+configure()  # OpenMP wait policy and threads, before anything imports torch
+
+from mvtec_caption.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     try:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from PIL import Image as PILImage
 
-from mvtec_caption.demo import demo_caption_source, demo_root
+from mvtec_caption.demo import demo_location
 from mvtec_caption.layout import SubsetSpec, get_subset, load_binary_mask, resolve_root
 from mvtec_caption.schema import RECORD_SCHEMA_VERSION, Problem
 from mvtec_caption.scan import ScanResult, UnreadableImageError, header_size, scan_dataset
@@ -107,8 +107,8 @@ def resolve_dataset(
     spec = get_subset(subset)
     root = resolve_root(spec, data_root)
     if spec.is_demo:
-        root = root or demo_root()
-        caption_set = load_json_source(Path(caption_source) if caption_source else demo_caption_source(), kind="demo")
+        root, demo_captions = demo_location(categories, root)
+        caption_set = load_json_source(Path(caption_source) if caption_source else demo_captions, kind="demo")
     else:
         if root is None:
             raise ValueError(

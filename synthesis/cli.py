@@ -217,6 +217,9 @@ def _synth_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--synth", required=True, help="registered synthesizer (see `list`)")
     parser.add_argument("--config", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
     parser.add_argument("--device", default="cpu")
+    from mvtec_caption.runtime import THREADS_HELP
+
+    parser.add_argument("--threads", type=int, help=THREADS_HELP)
 
 
 COMMANDS = {"list": cmd_list, "fit": cmd_fit, "generate": cmd_generate, "grid": cmd_grid}
@@ -259,6 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
+        from mvtec_caption.runtime import set_threads
+
+        set_threads(getattr(args, "threads", None))
         if getattr(args, "synth", None):
             from synthesis import registry
 

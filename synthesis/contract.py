@@ -17,12 +17,14 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+
+from synthesis.colour import ColourProfile, colour_profile
 
 CONTRACT_VERSION = 1
 
@@ -113,6 +115,12 @@ class SampleSpec:
     mask: np.ndarray  # HxW bool: the proposed defect region
     mask_origin: str  # e.g. "train:broken_large/003 flip rot90 scale0.8" or "user:mask.png"
     seed: int
+    attempt: int = 0  # > 0: a redo of a sample below the synthesizer's label floor, with a derived seed
+
+    def redo(self, attempt: int) -> SampleSpec:
+        """The same request with a seed derived from this one's for attempt ``attempt``."""
+        seed = int(np.random.SeedSequence([self.seed, attempt]).generate_state(1)[0] % (2**31 - 1))
+        return replace(self, seed=seed, attempt=attempt)
 
     @property
     def name(self) -> str:
@@ -154,6 +162,13 @@ class FitReport(BaseModel):
     real_anomalies_seen: int
     seconds: float
     details: dict[str, Any] = Field(default_factory=dict)
+    colour: ColourProfile | None = Field(None, description="The category's colours, measured from the training images "
+                                         "(None in fits made before it was recorded).")
+
+
+def train_colour(train: TrainSplit) -> ColourProfile:
+    """The colour profile of every training image of a split (normal images and few-shot anomalies)."""
+    return colour_profile([n.image for n in train.normals] + [a.image for a in train.anomalies])
 
 
 def canonical_hash(payload: Any) -> str:
@@ -218,9 +233,24 @@ class Synthesizer(ABC):
             split_id=train.split_id, protocol_id=train.protocol_id, dataset=train.dataset, category=train.category,
             image_size=train.image_size, normal_images_seen=len(train.normals),
             real_anomalies_seen=len(train.anomalies) if self.uses_real_anomalies else 0,
-            seconds=seconds, details=details,
+            seconds=seconds, details=details, colour=train_colour(train),
         )
         return self.fit_report
+
+    @property
+    def colour(self) -> ColourProfile | None:
+        """The fitted category's colour profile (see :mod:`synthesis.colour`)."""
+        return self.fit_report.colour if self.fit_report is not None else None
+
+    @property
+    def label_floor(self) -> float | None:
+        """Visible share (:mod:`synthesis.fidelity`) below which the runner redoes a sample with a derived seed
+        (``SampleSpec.attempt`` counts the tries) and, after ``max_attempts``, records it as failed; None: never."""
+        return None
+
+    @property
+    def max_attempts(self) -> int:
+        return 1
 
     def require_fit(self, train: TrainSplit) -> None:
         if self.fit_report is None:

@@ -7,6 +7,16 @@ Layout::
     <out>/<defect>/<index>.png     the synthesized image
     <out>/<defect>/<index>_mask.png its binary mask (PNG, never JPEG)
 
+Two checks run on every output before it is written, for every synthesizer:
+
+* **colour**: the output is brought inside the category's colours (:func:`synthesis.colour.conform`;
+  grey categories stay grey). Built-in synthesizers already keep to them; ``colour_guard`` in
+  ``generation.json`` says how many images and pixels the guard had to change (0 for them);
+* **label floor**: a synthesizer with a ``label_floor`` has each sample whose visible share
+  (:mod:`synthesis.fidelity`) falls below it redone with a derived seed, up to ``max_attempts``
+  tries; a sample still below it is left out of the set and listed under ``failed``, never kept
+  silently (``redone`` counts the samples that needed more than one try).
+
 Generation is resumable: samples already on disk whose file hashes match the manifest are
 kept, the rest are (re)generated. The set hash covers every manifest row (including file
 hashes) and nothing time-dependent, so the same request gives the same hash anywhere.
@@ -30,7 +40,18 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
-from synthesis.contract import FitReport, SampleSpec, Synthesizer, SynthesizerMeta, TrainSplit, canonical_hash
+from synthesis.colour import ColourProfile, conform
+from synthesis.contract import (
+    FitReport,
+    SampleSpec,
+    SynthesisOutput,
+    Synthesizer,
+    SynthesizerMeta,
+    TrainSplit,
+    canonical_hash,
+    train_colour,
+)
+from synthesis.fidelity import label_fidelity
 from synthesis.guard import forbid_reading
 from synthesis.plan import Planner
 
@@ -73,6 +94,20 @@ class GenerationRequest(BaseModel):
     user_masks: list[str] = Field(default_factory=list, description="sha256 of user-given masks, if any.")
 
 
+class ColourGuard(BaseModel):
+    """What the colour check did to a set (see the module docstring)."""
+
+    profile: ColourProfile
+    images_changed: int = 0
+    pixels_changed: int = 0
+
+
+class FailedSample(BaseModel):
+    name: str  # "<defect>/<index>"
+    attempts: int
+    visible_share: float = Field(description="Of the last attempt.")
+
+
 class GeneratedSetInfo(BaseModel):
     schema_version: Literal[1] = SET_SCHEMA_VERSION
     synthesizer: SynthesizerMeta
@@ -90,6 +125,11 @@ class GeneratedSetInfo(BaseModel):
     set_sha256: str
     seconds: float
     package_version: str
+    colour_guard: ColourGuard | None = None
+    label_floor: float | None = Field(None, description="The synthesizer's floor on the visible share, if any.")
+    redone: int = Field(0, description="Samples that needed more than one try to reach the label floor.")
+    failed: list[FailedSample] = Field(default_factory=list, description="Samples below the floor after every try: "
+                                       "left out of the set.")
 
 
 def _png(array: np.ndarray) -> bytes:
@@ -227,6 +267,56 @@ def _check_output(spec: SampleSpec, output_image: np.ndarray, output_mask: np.nd
         raise ValueError(f"{name} returned mask {output_mask.shape} for {spec.name}; expected ({size}, {size})")
 
 
+class _Checked:
+    """Runs a synthesizer on a batch and applies the colour guard and the label floor to its outputs."""
+
+    def __init__(self, synthesizer: Synthesizer, profile: ColourProfile, size: int):
+        self.synthesizer = synthesizer
+        self.size = size
+        self.guard = ColourGuard(profile=profile)
+        self.redone = 0
+        self.failed: list[FailedSample] = []
+
+    def _guarded(self, output: SynthesisOutput, normal: np.ndarray) -> SynthesisOutput:
+        image = conform(output.image, normal, output.mask, self.guard.profile)
+        changed = int((image != output.image).any(axis=-1).sum())
+        if changed:
+            self.guard.images_changed += 1
+            self.guard.pixels_changed += changed
+            output = SynthesisOutput(image=image, mask=output.mask, mask_origin=output.mask_origin)
+        return output
+
+    def run(self, specs: list[SampleSpec], normals: list[np.ndarray]) -> list[SynthesisOutput | None]:
+        """One output per spec (None: failed the label floor on every try)."""
+        floor = self.synthesizer.label_floor
+        results: list[SynthesisOutput | None] = [None] * len(specs)
+        pending = list(range(len(specs)))
+        current = list(specs)
+        attempts = max(1, self.synthesizer.max_attempts) if floor is not None else 1
+        for attempt in range(attempts):
+            outputs = self.synthesizer.synthesize_batch([current[i] for i in pending], [normals[i] for i in pending])
+            still = []
+            for i, output in zip(pending, outputs):
+                _check_output(current[i], output.image, np.asarray(output.mask), self.size, self.synthesizer.name)
+                output = self._guarded(output, normals[i])
+                if floor is None:
+                    results[i] = output
+                    continue
+                share = label_fidelity(output.image, normals[i], output.mask).visible_share
+                if share >= floor:
+                    results[i] = output
+                    self.redone += attempt > 0
+                elif attempt + 1 < attempts:
+                    current[i] = specs[i].redo(attempt + 1)
+                    still.append(i)
+                else:
+                    self.failed.append(FailedSample(name=specs[i].name, attempts=attempts, visible_share=round(share, 4)))
+            pending = still
+            if not pending:
+                break
+        return results
+
+
 def generate_set(
     synthesizer: Synthesizer,
     train: TrainSplit,
@@ -295,11 +385,15 @@ def generate_set(
         bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc=f"generate {synthesizer.name}",
                    unit="img", disable=not progress)
         batch = max(1, synthesizer.batch_size)
+        checked = _Checked(synthesizer, synthesizer.colour or train_colour(train), train.image_size)
         with forbid_reading(forbidden_paths):
             for start in range(0, len(todo), batch):
                 chunk = todo[start:start + batch]
-                outputs = synthesizer.synthesize_batch(chunk, [planner.normal_image(s.normal_id) for s in chunk])
+                outputs = checked.run(chunk, [planner.normal_image(s.normal_id) for s in chunk])
                 for spec, output in zip(chunk, outputs):
+                    if output is None:  # below the label floor on every try: recorded, not kept
+                        bar.update(1)
+                        continue
                     mask = np.asarray(output.mask, dtype=bool)
                     _check_output(spec, output.image, mask, train.image_size, synthesizer.name)
                     image_bytes, mask_bytes = _png(output.image), _png(mask.astype(np.uint8) * 255)
@@ -318,14 +412,15 @@ def generate_set(
                     manifest.flush()
                     bar.update(1)
         bar.close()
-    ordered = [samples[(s.defect_type, s.index)] for s in specs]
+    ordered = [samples[(s.defect_type, s.index)] for s in specs if (s.defect_type, s.index) in samples]
     _atomic_write(out / MANIFEST, "".join(s.model_dump_json() + "\n" for s in ordered).encode())
     info = GeneratedSetInfo(
         synthesizer=synthesizer.meta, config=synthesizer.config.model_dump(mode="json"), config_hash=synthesizer.config_hash,
         fit=synthesizer.fit_report, dataset=train.dataset, category=train.category, is_demo=train.is_demo,
         protocol_id=train.protocol_id, split_id=train.split_id, image_size=train.image_size, request=request,
         samples=len(ordered), set_sha256=set_hash(ordered), seconds=round(time.perf_counter() - started, 3),
-        package_version=package_version(),
+        package_version=package_version(), colour_guard=checked.guard, label_floor=synthesizer.label_floor,
+        redone=checked.redone, failed=checked.failed,
     )
     _atomic_write(out / INFO, (info.model_dump_json(indent=2) + "\n").encode())
     partial.unlink(missing_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 import pytest
 import torch
 
@@ -72,8 +73,18 @@ def test_fit_and_generate_keeps_outside_mask_exactly(name, split):
         assert out.mask.shape == spec.mask.shape and out.mask[spec.mask].all()  # covers the planned mask
         assert np.array_equal(out.image[~out.mask], normal[~out.mask])  # untouched outside, exactly
         assert not np.array_equal(out.image[spec.mask], normal[spec.mask])  # something was generated
+        assert np.array_equal(out.mask, spec.mask)  # the blending band lies inside: the label is the planned mask
+
+
+def test_blending_band_outside_the_mask_as_in_version_1(split):
+    synth = _make(blend_inside=False, sdedit_strength=1.0)
+    synth.fit(split, progress=False)
+    specs, normals, outputs = _generate(synth, split, defect="scratch")
+    for spec, normal, out in zip(specs, normals, outputs):
         band = out.mask & ~spec.mask
-        assert band.any() and band.sum() < 4 * spec.mask.sum()  # the soft blending band is thin
+        distance = ndimage.distance_transform_edt(~spec.mask)
+        assert out.mask[spec.mask].all() and band.any() and distance[band].max() <= 3  # a thin band around it
+        assert np.array_equal(out.image[~out.mask], normal[~out.mask])
 
 
 def test_hard_blending_returns_the_planned_mask(split):
@@ -248,7 +259,7 @@ def test_frozen_encoders_get_no_gradients_and_stay_unchanged(split):
 def test_detail_transfer_sharpens_large_windows_and_keeps_the_background(split):
     outputs = {}
     for detail in (0.0, 1.0):
-        synth = _make(window_size=16, detail_transfer=detail, train_steps=1)
+        synth = _make(window_size=8, detail_transfer=detail, train_steps=1)
         synth.fit(split, progress=False)
         specs, normals, outputs[detail] = _generate(synth, split, defect="spot")
         for normal, out in zip(normals, outputs[detail]):

@@ -14,6 +14,7 @@ import pytest
 from benchmark import stages
 from benchmark.cli import main
 from benchmark.context import load_category
+from benchmark.metrics import DIAGNOSTIC_METRICS
 from benchmark.protocols import get_protocol
 from benchmark.results import DetectorResult, MetricResult
 from synthesis import registry
@@ -55,7 +56,7 @@ def test_fidelity_stage_computes_the_new_metrics(generated, tmp_path: Path, monk
     work.mkdir(parents=True)
     output = stages.fidelity(ctx, folder, NEW_METRICS, None, False, "cpu", work, False)
     metrics = {m["id"]: MetricResult.model_validate(m) for m in output["metrics"]}
-    assert set(metrics) == {*NEW_METRICS, "kid-effnetlite0-substitute"}
+    assert set(metrics) == {*NEW_METRICS, "kid-effnetlite0-substitute", *DIAGNOSTIC_METRICS}  # diagnostics: every run
     assert not metrics["kid"].computed and metrics["kid-effnetlite0-substitute"].computed
     attributes = metrics["caption-attribute-faithfulness-v1"]
     assert attributes.computed and 0 <= attributes.value <= 1

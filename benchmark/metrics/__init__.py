@@ -12,11 +12,18 @@ protocols that list them: ``kid`` (with ``kid-effnetlite0-substitute``) and the 
 from benchmark.metrics.base import MetricContext, MetricOutput, MetricSpec
 from benchmark.metrics.cache import FeatureCache
 from benchmark.metrics.inputs import FidelityInputs, GeneratedItem, RealItem
-from benchmark.metrics.registry import METRICS, compute_fidelity, compute_metric, get_metric, register_metric
+from benchmark.metrics.registry import (
+    DIAGNOSTIC_METRICS,
+    METRICS,
+    compute_fidelity,
+    compute_metric,
+    get_metric,
+    register_metric,
+)
 from benchmark.metrics.weights import WEIGHTS, ResolvedWeights, WeightsResolver, WeightsSpec, WeightsUnavailable
 
 __all__ = [
-    "METRICS", "WEIGHTS", "FeatureCache", "FidelityInputs", "GeneratedItem", "MetricContext", "MetricOutput",
+    "DIAGNOSTIC_METRICS", "METRICS", "WEIGHTS", "FeatureCache", "FidelityInputs", "GeneratedItem", "MetricContext", "MetricOutput",
     "MetricSpec", "RealItem", "ResolvedWeights", "WeightsResolver", "WeightsSpec", "WeightsUnavailable",
     "compute_fidelity", "compute_metric", "get_metric", "register_metric",
 ]

@@ -20,7 +20,8 @@ class GeneratedItem:
     image: np.ndarray  # HxWx3 uint8
     mask: np.ndarray  # HxW bool: the synthesized defect region
     caption: str  # the caption the defect was asked for
-    normal: np.ndarray | None = None  # HxWx3 uint8: the normal image the defect was made on, when known
+    normal: np.ndarray | None = None  # HxWx3 uint8: the normal image the defect was made on (attributes, label and
+    # colour fidelity), when known
 
 
 @dataclass(frozen=True)

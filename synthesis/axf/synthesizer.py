@@ -26,6 +26,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from synthesis.contract import SampleSpec, SynthesisOutput, Synthesizer, TrainSplit, canonical_hash
+from synthesis.fidelity import VISIBLE_FLOOR
 from synthesis.state_files import CheckpointError, read_arrays, read_json
 
 WEIGHTS = "weights.pt"
@@ -84,9 +85,22 @@ class AXFConfig(BaseModel):
     sample_steps: int = 50
     sdedit_strength: float = Field(0.6, description="1.0: sample from pure noise; <1: start from a pasted training defect")
     resample: int = Field(1, description="RePaint resampling rounds per step")
-    blend_width: float = Field(2.0, description="soft blending band outside the mask, pixels (0: hard)")
+    blend_width: float = Field(2.0, description="soft blending band at the mask's border, pixels (0: hard)")
+    blend_inside: bool = Field(True, description="the band lies inside the mask, so the returned mask is the planned "
+                               "one (the label); False: outside it, returning the mask plus the band (version 1)")
     detail_transfer: float = Field(1.0, description="with an SDEdit start: add this much of the pasted defect's detail "
                                    "finer than the window resolution (lost when a large window is resized)")
+    # keeping small and thin defects visible (see synthesis/axf/adapt.py)
+    adapt_to_mask: bool = Field(True, description="SDEdit strength and detail transfer follow each mask's thickness")
+    thin_px: float = Field(4.0, description="masks at most this thick (model-window pixels) get the thin settings")
+    thick_px: float = Field(16.0, description="masks at least this thick get sdedit_strength and no fine-detail swap")
+    thin_strength: float = Field(0.25, gt=0, le=1, description="SDEdit strength for thin masks")
+    thin_detail: float = Field(1.0, ge=0, le=1, description="weight of the paste's fine detail inside thin masks")
+    detail_sigma: float = Field(1.0, gt=0, description="Gaussian blur (image pixels) separating fine detail")
+    label_floor: float | None = Field(VISIBLE_FLOOR, description="redo samples whose visible share of the mask is "
+                                      "below this (synthesis/fidelity.py); None: never")
+    max_attempts: int = Field(3, ge=1, description="tries per sample (the first plus redos with derived seeds)")
+    retry_strength: float = Field(0.6, gt=0, le=1, description="each redo multiplies the SDEdit strength by this")
     sample_batch_size: int = 8
 
     @model_validator(mode="after")
@@ -102,7 +116,7 @@ class AXFConfig(BaseModel):
 
 class AXFSynthesizer(Synthesizer):
     Config: ClassVar[type[BaseModel]] = AXFConfig
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     description: ClassVar[str] = (
         "AnomalyXFusion: multi-modal In-Fusion (caption, masked defect image + learnable defect tokens, mask) "
         "and Dynamic Dif-Fusion conditioning of a diffusion U-Net; DDIM + RePaint blending in a window "
@@ -318,6 +332,14 @@ class AXFSynthesizer(Synthesizer):
 
     # ---- generation -----------------------------------------------------------------------
     @property
+    def label_floor(self) -> float | None:
+        return self.cfg.label_floor
+
+    @property
+    def max_attempts(self) -> int:
+        return self.cfg.max_attempts
+
+    @property
     def batch_size(self) -> int:
         return max(1, self.cfg.sample_batch_size)
 
@@ -347,39 +369,21 @@ class AXFSynthesizer(Synthesizer):
             return int(rng.choice(best)), []
         return int(rng.choice(candidates)), []
 
-    @torch.no_grad()
-    def synthesize_batch(self, specs: list[SampleSpec], normals: list[np.ndarray]) -> list[SynthesisOutput]:
+    def _settings(self, spec: SampleSpec, mask: np.ndarray, side: int):  # noqa: ANN202 -> SampleSettings
+        from synthesis.axf.adapt import settings_for
+
+        cfg = self.cfg
+        return settings_for(mask, side, cfg.window_size, strength=cfg.sdedit_strength, thin_strength=cfg.thin_strength,
+                            thin_px=cfg.thin_px, thick_px=cfg.thick_px, thin_detail=cfg.thin_detail,
+                            retry_strength=cfg.retry_strength, attempt=spec.attempt,
+                            adapt=cfg.adapt_to_mask and cfg.sdedit_strength < 1.0, steps=cfg.sample_steps)
+
+    def _sample(self, prepared: list[dict[str, Any]], strength: float) -> torch.Tensor:
+        """Windows (pixels in [0, 1], ``[B, 3, w, w]``) for samples that share one SDEdit strength."""
         from synthesis.axf.model import AXFCondition
         from synthesis.axf.sample import ddim_repaint
-        from synthesis.axf.windows import blend_mask, paste_reference, resize, to_tensor, window_for
 
-        if self.net is None or self.store is None:
-            raise RuntimeError(f"{self.name}: call fit() (or load a checkpoint) before generating")
         cfg = self.cfg
-        w = cfg.window_size
-        use_paste = cfg.sdedit_strength < 1.0
-        prepared = []
-        for spec, normal in zip(specs, normals):
-            mask = np.asarray(spec.mask, dtype=bool)
-            if not mask.any():
-                raise ValueError(f"{spec.name}: the planned mask is empty")
-            blend = blend_mask(mask, cfg.blend_width)
-            support = blend > 0
-            win = window_for(support, w, cfg.window_margin)
-            ref, steps = self._reference(spec)
-            paste = detail = None
-            if use_paste:
-                full = paste_reference(normal, mask, self.store["images"][ref], self.store["masks"][ref], steps, support)
-                full = torch.from_numpy(win.crop(full).transpose(2, 0, 1).copy())[None]
-                paste = resize(full, w)[0]
-                if cfg.detail_transfer > 0 and win.side != w:  # what the round trip through the window loses
-                    detail = cfg.detail_transfer * (full - resize(paste[None], win.side, mode="bicubic"))[0]
-            prepared.append(dict(
-                spec=spec, normal=normal, mask=mask, blend=blend, support=support, win=win, ref=ref, paste=paste, detail=detail,
-                known=resize(to_tensor(win.crop(normal))[None], w)[0],
-                weight=resize(torch.from_numpy(win.crop(blend))[None, None], w, mode="area")[0],
-                loc=resize(torch.from_numpy(win.crop(mask).astype(np.float32))[None, None], w, mode="area")[0],
-            ))
         types = self.store["defect_types"]
         defect = torch.tensor([types.index(p["spec"].defect_type) if p["spec"].defect_type in types else len(types)
                                for p in prepared])
@@ -394,18 +398,67 @@ class AXFSynthesizer(Synthesizer):
         weight = torch.stack([p["weight"] for p in prepared]).clamp(0, 1).to(self.device)
         if self.space.factor > 1:
             weight = torch.nn.functional.max_pool2d(weight, self.space.factor)
+        use_paste = strength < 1.0
         init = self.space.encode(torch.stack([p["paste"] for p in prepared]).to(self.device)) if use_paste else None
         generators = [torch.Generator().manual_seed(int(p["spec"].seed)) for p in prepared]
         self.net.eval()
         sampled = ddim_repaint(self.net, self.sample_scheduler, known, weight, cond, cfg.sample_steps, generators,
-                               init=init, strength=cfg.sdedit_strength, resample=cfg.resample)
-        windows = self.space.decode(sampled).cpu()
+                               init=init, strength=strength, resample=cfg.resample)
+        return self.space.decode(sampled).cpu()
+
+    @torch.no_grad()
+    def synthesize_batch(self, specs: list[SampleSpec], normals: list[np.ndarray]) -> list[SynthesisOutput]:
+        from synthesis.axf.adapt import high_pass
+        from synthesis.axf.windows import blend_mask, paste_reference, resize, to_tensor, window_for
+        from synthesis.colour import conform
+
+        if self.net is None or self.store is None:
+            raise RuntimeError(f"{self.name}: call fit() (or load a checkpoint) before generating")
+        cfg = self.cfg
+        w = cfg.window_size
+        use_paste = cfg.sdedit_strength < 1.0
+        prepared = []
+        for spec, normal in zip(specs, normals):
+            mask = np.asarray(spec.mask, dtype=bool)
+            if not mask.any():
+                raise ValueError(f"{spec.name}: the planned mask is empty")
+            blend = blend_mask(mask, cfg.blend_width, inside=cfg.blend_inside)
+            support = blend > 0
+            win = window_for(support, w, cfg.window_margin)
+            settings = self._settings(spec, mask, win.side)
+            ref, steps = self._reference(spec)
+            paste = full = detail = None
+            if use_paste:
+                full = paste_reference(normal, mask, self.store["images"][ref], self.store["masks"][ref], steps, support)
+                full = torch.from_numpy(win.crop(full).transpose(2, 0, 1).copy())[None]
+                paste = resize(full, w)[0]
+                if cfg.detail_transfer > 0 and win.side != w:  # what the round trip through the window loses
+                    detail = cfg.detail_transfer * (full - resize(paste[None], win.side, mode="bicubic"))[0]
+                full = full[0]
+            prepared.append(dict(
+                spec=spec, normal=normal, mask=mask, blend=blend, support=support, win=win, ref=ref, paste=paste,
+                full=full, detail=detail, settings=settings,
+                known=resize(to_tensor(win.crop(normal))[None], w)[0],
+                weight=resize(torch.from_numpy(win.crop(blend))[None, None], w, mode="area")[0],
+                loc=resize(torch.from_numpy(win.crop(mask).astype(np.float32))[None, None], w, mode="area")[0],
+            ))
+        windows: list[torch.Tensor | None] = [None] * len(prepared)
+        groups: dict[float, list[int]] = {}
+        for index, p in enumerate(prepared):
+            groups.setdefault(p["settings"].strength if use_paste else 1.0, []).append(index)
+        for strength, indices in sorted(groups.items()):
+            for index, window in zip(indices, self._sample([prepared[i] for i in indices], strength)):
+                windows[index] = window
         outputs = []
         for p, window in zip(prepared, windows):
             win, normal = p["win"], p["normal"]
             generated = resize(window[None].float(), win.side, mode="bicubic")[0]
             if p["detail"] is not None:
                 generated = generated + p["detail"]
+            if p["full"] is not None and p["settings"].detail > 0:  # the paste's fine detail, inside the mask
+                inside = torch.from_numpy(win.crop(p["mask"]).astype(np.float32))[None]
+                swap = high_pass(p["full"], cfg.detail_sigma) - high_pass(generated, cfg.detail_sigma)
+                generated = generated + p["settings"].detail * inside * swap
             generated = generated.clamp(0, 1).numpy().transpose(1, 2, 0)
             image = normal.astype(np.float32) / 255.0
             alpha = win.crop(p["blend"])[..., None]
@@ -413,6 +466,7 @@ class AXFSynthesizer(Synthesizer):
             image[win.y0:win.y0 + win.side, win.x0:win.x0 + win.side] = alpha * generated + (1 - alpha) * region
             out = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
             out[~p["support"]] = normal[~p["support"]]  # exactly the normal image outside the returned mask
+            out = conform(out, normal, p["support"], self.colour)  # no colour the category does not have
             outputs.append(SynthesisOutput(image=out, mask=p["support"].copy()))
         return outputs
 

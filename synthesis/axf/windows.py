@@ -79,12 +79,22 @@ def resize(batch: torch.Tensor, size: int, mode: str = "bilinear") -> torch.Tens
     return F.interpolate(batch, size=(size, size), mode=mode, align_corners=False, antialias=shrinking)
 
 
-def blend_mask(mask: np.ndarray, width: float) -> np.ndarray:
+def blend_mask(mask: np.ndarray, width: float, inside: bool = False) -> np.ndarray:
     """Soft blending weights: exactly 1 inside ``mask``, a smooth ramp over ``width`` pixels
-    outside it, exactly 0 beyond. ``width=0`` gives the hard mask."""
+    outside it, exactly 0 beyond. ``width=0`` gives the hard mask.
+
+    ``inside=True`` puts the ramp inside the mask instead (0 outside, rising over ``width`` pixels
+    from the mask's border, shortened to half the mask's largest inner distance so a thin defect
+    keeps its full weight): nothing outside the mask changes, so the mask itself is the label."""
     mask = np.asarray(mask, dtype=bool)
     if width <= 0:
         return mask.astype(np.float32)
+    if inside:
+        distance = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+        ramp = min(float(width), float(distance.max()) / 2)
+        if ramp <= 1:
+            return mask.astype(np.float32)
+        return np.clip(distance / ramp, 0.0, 1.0).astype(np.float32)
     distance = ndimage.distance_transform_edt(~mask)
     ramp = np.clip(1.0 - distance / (width + 1.0), 0.0, 1.0)
     ramp = ramp * ramp * (3 - 2 * ramp)  # smoothstep

@@ -19,7 +19,10 @@ and a seed gives one mask.
 
 Texture source (see :mod:`synthesis.baselines.textures`): DTD is not available offline, so by
 default the textures are the category's own normal training images, drawn from a fixed pool,
-zoomed, turned and recoloured with three of DRAEM's augmentations. ``texture_dir`` names a
+zoomed, turned and recoloured with three of DRAEM's augmentations. The recoloured texture is kept
+inside the category's colours (:func:`synthesis.colour.conform`, version 2): a grey category gets
+grey textures (DRAEM's per-channel gamma and hue shifts would otherwise add colour no real
+anomaly has), a colour category no colour more saturated than its training images. ``texture_dir`` names a
 folder of texture images (e.g. DTD ``images/``) to use instead; the pool is read at fit time
 and stored in the checkpoint.
 """
@@ -36,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from synthesis.baselines._imaging import foreground
 from synthesis.baselines.textures import augment_texture, pool_from_folder, pool_from_normals
+from synthesis.colour import conform
 from synthesis.contract import FitReport, SampleSpec, SynthesisOutput, Synthesizer, TrainSplit
 from synthesis.state_files import read_arrays
 
@@ -88,7 +92,7 @@ class PerlinSynthesizer(Synthesizer):
     """DRAEM's Perlin-noise masks filled with an augmented texture."""
 
     Config = PerlinConfig
-    version = "1"
+    version = "2"
     description = ("DRAEM-style anomalies: a thresholded, rotated Perlin-noise mask on the object's foreground, filled "
                    "with a texture blended at random opacity. Textures: the category's own normal training images, "
                    "zoomed and recoloured (no DTD offline), or the images in config texture_dir.")
@@ -148,7 +152,7 @@ class PerlinSynthesizer(Synthesizer):
         image = normal.astype(np.float32)
         blended = (1 - beta) * texture.astype(np.float32) + beta * image
         image[mask] = blended[mask]
-        out = np.clip(np.rint(image), 0, 255).astype(np.uint8)
+        out = conform(np.clip(np.rint(image), 0, 255).astype(np.uint8), normal, mask, self.colour)
         origin = f"{mask_info} beta{beta:.2f} texture:{self.texture_names[pick]} {texture_info}"
         return SynthesisOutput(out, mask, mask_origin=origin)
 
