@@ -29,6 +29,7 @@ from benchmark.results import (
     RESULT_SCHEMA_VERSION,
     DetectionScores,
     MetricResult,
+    Repetition,
     ResultRecord,
     result_migrations,
     summarize_repetitions,
@@ -305,7 +306,7 @@ def _scores_in_range(entry: Entry, ctx: Context) -> Iterator[str]:
         yield from _repetition_scores_in_range(repetition, f"repetition {repetition.index} " if len(record.repetitions) > 1 else "")
 
 
-def _repetition_scores_in_range(repetition: Any, where: str) -> Iterator[str]:
+def _repetition_scores_in_range(repetition: Repetition, where: str) -> Iterator[str]:
     for detector in repetition.detectors:
         groups = {"overall": detector.overall, "mean_over_defects": detector.mean_over_defects,
                   **{f"per_defect.{defect}": scores for defect, scores in detector.per_defect.items()}}

@@ -94,14 +94,19 @@ def _inception(path: str, device: str) -> torch.nn.Module:
 
 
 @torch.no_grad()
-def inception_logits(images: Sequence[np.ndarray], weights_path: str, device: str, batch_size: int = 16) -> np.ndarray:
-    """torch-fidelity's ISC features (``logits_unbiased``, N x 1008) of uint8 HxWx3 images."""
-    model = _inception(weights_path, device)
+def first_output_in_batches(model: torch.nn.Module, images: Sequence[np.ndarray], device: str, batch_size: int
+                            ) -> np.ndarray:
+    """A torch-fidelity feature extractor's first output (float64) over uint8 HxWx3 images, batch by batch."""
     out = []
     for i in range(0, len(images), batch_size):
         x = torch.from_numpy(np.stack(images[i:i + batch_size])).permute(0, 3, 1, 2).contiguous().to(device)
         out.append(model(x)[0].double().cpu())
     return torch.cat(out).numpy()
+
+
+def inception_logits(images: Sequence[np.ndarray], weights_path: str, device: str, batch_size: int = 16) -> np.ndarray:
+    """torch-fidelity's ISC features (``logits_unbiased``, N x 1008) of uint8 HxWx3 images."""
+    return first_output_in_batches(_inception(weights_path, device), images, device, batch_size)
 
 
 def _compute_is(inputs: FidelityInputs, ctx: MetricContext, weights: Mapping[str, ResolvedWeights]) -> MetricOutput:

@@ -33,6 +33,7 @@ import torch
 
 from benchmark.metrics import effnet
 from benchmark.metrics.base import MetricContext, MetricOutput, MetricSpec, progress_bar
+from benchmark.metrics.inception_score import first_output_in_batches
 from benchmark.metrics.inputs import FidelityInputs, Item, items_hash
 from benchmark.metrics.weights import ResolvedWeights
 from benchmark.results import ScoreRange
@@ -106,16 +107,10 @@ def _inception_pool(path: str, device: str) -> torch.nn.Module:
     return model.to(device).eval()
 
 
-@torch.no_grad()
 def inception_pool_features(images: Sequence[np.ndarray], weights_path: str, device: str, batch_size: int = 16
                             ) -> np.ndarray:
     """torch-fidelity's KID/FID features (``2048``, N x 2048) of uint8 HxWx3 images."""
-    model = _inception_pool(weights_path, device)
-    out = []
-    for i in range(0, len(images), batch_size):
-        x = torch.from_numpy(np.stack(images[i:i + batch_size])).permute(0, 3, 1, 2).contiguous().to(device)
-        out.append(model(x)[0].double().cpu())
-    return torch.cat(out).numpy()
+    return first_output_in_batches(_inception_pool(weights_path, device), images, device, batch_size)
 
 
 def _compute_kid(inputs: FidelityInputs, ctx: MetricContext, weights: Mapping[str, ResolvedWeights]) -> MetricOutput:
