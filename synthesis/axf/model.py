@@ -71,7 +71,7 @@ class AXFCondition:
 class LocationEncoder(nn.Module):
     """The location branch: a small trainable CNN from the mask to ``grid * grid`` tokens."""
 
-    def __init__(self, width: int, grid: int = 4, channels: tuple[int, ...] = (16, 32, 64)):
+    def __init__(self, width: int, grid: int = DEFAULTS.mask_grid, channels: tuple[int, ...] = (16, 32, 64)):
         super().__init__()
         layers: list[nn.Module] = []
         previous = 1
