@@ -104,6 +104,9 @@ def load_checkpoint(folder: Path, device: str = "cpu", expect_name: str | None =
     if expect_name is not None and info.meta.name != expect_name:
         raise ValueError(f"{folder} holds synthesizer {info.meta.name!r}, not {expect_name!r}")
     synthesizer = registry.create(info.meta.name, config=info.config, device=device)
+    if synthesizer.version != info.meta.version:
+        raise ValueError(f"{Path(folder) / CHECKPOINT_FILE}: saved by {info.meta.name} version {info.meta.version}, "
+                         f"this code is version {synthesizer.version}: fit again")
     if synthesizer.config_hash != info.config_hash:
         raise ValueError(f"{folder}: config hash differs from the stored one (code version changed?)")
     state = Path(folder) / STATE_FOLDER

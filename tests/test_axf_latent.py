@@ -77,8 +77,11 @@ def test_train_and_sample_with_frozen_unet_and_vae(tiny_ldm, tmp_path):
         assert out.image.shape == normal.shape and out.mask[spec.mask].all()
         assert np.array_equal(out.image[~out.mask], normal[~out.mask])
     save_checkpoint(synth, tmp_path / "ckpt")
-    weights = torch.load(tmp_path / "ckpt" / "state" / "weights.pt", weights_only=True)
+    from safetensors.torch import load_file
+
+    weights = load_file(tmp_path / "ckpt" / "state" / "axf" / "diffusion_pytorch_model.safetensors")
     assert not any(k.startswith("unet.") for k in weights)  # the frozen U-Net is reloaded, not copied
+    assert weights and all(k.startswith(("mif.", "ddf.", "to_unet.")) for k in weights)
     loaded = load_checkpoint(tmp_path / "ckpt")
     again = loaded.synthesize_batch(specs, normals)
     assert all(np.array_equal(a.image, b.image) for a, b in zip(outputs, again))

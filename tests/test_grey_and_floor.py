@@ -146,7 +146,7 @@ def test_a_new_synthesizer_version_never_reuses_a_cached_fit() -> None:
     from benchmark.protocols import get_protocol
     from benchmark.stages import version_params
 
-    assert version_params("axf") == {"version": "2"} and version_params("axf-no-text") == {"version": "2"}
+    assert version_params("axf") == {"version": "3"} and version_params("axf-no-text") == {"version": "3"}
     assert version_params("perlin") == {"version": "2"}
     assert version_params("croppaste") == {}  # version 1: keys as before, existing caches stay valid
     protocol = get_protocol("mvtec-caption-smoke/v1")
@@ -155,5 +155,5 @@ def test_a_new_synthesizer_version_never_reuses_a_cached_fit() -> None:
                          synthesizers=["axf", "croppaste"], detectors=["unet"], generation_seed=0, detector_seed=0,
                          repetitions=1, out="unused")
     plan = plan_category(request, protocol, context)
-    assert plan.fits[0, "axf"].params["version"] == "2" and "version" not in plan.fits[0, "croppaste"].params
+    assert plan.fits[0, "axf"].params["version"] == "3" and "version" not in plan.fits[0, "croppaste"].params
     assert plan.fidelities[0, "axf"].params["diagnostics"][0] == "label-fidelity"

@@ -1,10 +1,13 @@
 """AnomalyXFusion (AXF, arXiv 2404.19444): multi-modal conditioned diffusion for anomaly synthesis.
 
-Modules: :mod:`~synthesis.axf.model` (MIF, DDF, U-Net wiring), :mod:`~synthesis.axf.encoders`
-(frozen text/image encoders by name), :mod:`~synthesis.axf.train` (training loop, snapshots),
-:mod:`~synthesis.axf.sample` (DDIM + RePaint, SDEdit start), :mod:`~synthesis.axf.windows`
-(windows, blending, reference pastes), :mod:`~synthesis.axf.latent` (pixel / pretrained-LDM
-model spaces) and :mod:`~synthesis.axf.synthesizer` (the contract adapter).
+Modules: :mod:`~synthesis.axf.config` (every setting and its default), :mod:`~synthesis.axf.model`
+(MIF, DDF, U-Net wiring; a diffusers ``ModelMixin``), :mod:`~synthesis.axf.pipeline` (``AXFPipeline``,
+a diffusers ``DiffusionPipeline``), :mod:`~synthesis.axf.conditions` and :mod:`~synthesis.axf.encoders`
+(frozen text/image encoders by name, cached outputs), :mod:`~synthesis.axf.train` (training loop,
+snapshots), :mod:`~synthesis.axf.sample` (DDIM + RePaint, SDEdit start), :mod:`~synthesis.axf.adapt`
+(per-mask sampler settings), :mod:`~synthesis.axf.windows` (windows, blending, reference pastes),
+:mod:`~synthesis.axf.latent` (pixel / pretrained-LDM model spaces) and
+:mod:`~synthesis.axf.synthesizer` (the contract adapter).
 """
 
 import os as _os

@@ -6,8 +6,8 @@ text2img model -- from a local folder or a hub id in the diffusers layout (``une
 enter the U-Net's cross-attention (projected to its ``cross_attention_dim``, 768 for SD 1.x).
 
     python -m synthesis fit --synth axf --category bottle --data-root DIR --out ckpt \\
-        --device cuda --config backbone=latent --config pretrained=runwayml/stable-diffusion-v1-5 \\
-        --config window_size=256 --config text_encoder=clip-text:runwayml/stable-diffusion-v1-5 \\
+        --device cuda --config backbone=latent --config pretrained=stable-diffusion-v1-5/stable-diffusion-v1-5 \\
+        --config window_size=256 --config text_encoder=clip-text:stable-diffusion-v1-5/stable-diffusion-v1-5 \\
         --config image_encoder=clip-vision:openai/clip-vit-large-patch14
 """
 

@@ -26,12 +26,17 @@ location branch) and ``use_ddf`` (the X-embedding enters the U-Net unchanged at 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 import torch
-from diffusers import UNet2DConditionModel
+from diffusers import ConfigMixin, ModelMixin, UNet2DConditionModel
+from diffusers.configuration_utils import register_to_config
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from torch import nn
+
+from synthesis.axf.config import DEFAULTS
 
 TEXT, IMAGE, DEFECT, MASK, REGISTER = range(5)  # modality ids of X-embedding tokens
 
@@ -66,7 +71,7 @@ class AXFCondition:
 class LocationEncoder(nn.Module):
     """The location branch: a small trainable CNN from the mask to ``grid * grid`` tokens."""
 
-    def __init__(self, width: int, grid: int = 4, channels: tuple[int, ...] = (16, 32, 64)):
+    def __init__(self, width: int, grid: int = DEFAULTS.mask_grid, channels: tuple[int, ...] = (16, 32, 64)):
         super().__init__()
         layers: list[nn.Module] = []
         previous = 1
@@ -110,17 +115,17 @@ class MultiModalInFusion(nn.Module):
 
     def __init__(
         self,
-        width: int = 128,
+        width: int = DEFAULTS.width,
         text_dim: int = 384,
         image_dim: int = 1280,
         num_defect_types: int = 1,
-        defect_tokens: int = 2,
-        mask_grid: int = 4,
-        fusion_layers: int = 1,
-        heads: int = 4,
-        use_text: bool = True,
-        use_image: bool = True,
-        use_mask_tokens: bool = True,
+        defect_tokens: int = DEFAULTS.defect_tokens,
+        mask_grid: int = DEFAULTS.mask_grid,
+        fusion_layers: int = DEFAULTS.fusion_layers,
+        heads: int = DEFAULTS.fusion_heads,
+        use_text: bool = DEFAULTS.use_text,
+        use_image: bool = DEFAULTS.use_image,
+        use_mask_tokens: bool = DEFAULTS.use_mask_tokens,
         defect_init: torch.Tensor | None = None,
     ):
         super().__init__()
@@ -197,12 +202,12 @@ class DynamicDifFusion(nn.Module):
 
 def build_unet(
     in_channels: int = 3,
-    sample_size: int = 64,
-    block_out_channels: tuple[int, ...] = (32, 64, 128, 128),
-    attention_levels: tuple[int, ...] = (2, 3),
-    layers_per_block: int = 1,
-    cross_attention_dim: int = 128,
-    head_dim: int = 32,
+    sample_size: int = DEFAULTS.window_size,
+    block_out_channels: tuple[int, ...] = tuple(DEFAULTS.unet_channels),
+    attention_levels: tuple[int, ...] = tuple(DEFAULTS.unet_attention_levels),
+    layers_per_block: int = DEFAULTS.layers_per_block,
+    cross_attention_dim: int = DEFAULTS.width,
+    head_dim: int = DEFAULTS.head_dim,
     norm_num_groups: int = 8,
 ) -> UNet2DConditionModel:
     """A small diffusers U-Net trained from scratch: cross-attention only at the levels listed
@@ -219,51 +224,79 @@ def build_unet(
     )
 
 
-class AXFNet(nn.Module):
+class AXFNet(ModelMixin, ConfigMixin):
     """MIF + DDF + a diffusers UNet2DConditionModel predicting noise.
 
-    Constructor arguments are the configuration. With ``unet=None`` a small U-Net is built from
-    the ``unet_*`` arguments and trained from scratch (offline mode); a pretrained U-Net given as
-    ``unet`` is frozen and only MIF, DDF and the tokens learn (paper mode).
+    A diffusers model: the constructor's flat arguments are its configuration (defaults from
+    :data:`~synthesis.axf.config.DEFAULTS`), and ``save_pretrained`` / ``from_pretrained`` write
+    and read ``config.json`` plus safetensors weights like any other diffusers model::
+
+        net.save_pretrained("axf-bottle")
+        net = AXFNet.from_pretrained("axf-bottle")
+
+    With ``unet=None`` a small U-Net is built from the ``unet_*`` arguments and trained from
+    scratch (offline mode). A pretrained U-Net given as ``unet`` is frozen and only MIF, DDF and
+    the tokens learn (paper mode); its architecture is recorded as ``unet_config`` so that the
+    model can be rebuilt from its config alone. ``defect_init`` (per-type image features that
+    initialise the defect tokens) only matters before training and is not configuration.
+
+    ``text_encoder``, ``image_encoder``, ``max_text_tokens``, ``image_grid`` and ``defect_types``
+    describe the inputs the network was trained on (which frozen encoders, how many tokens, the
+    defect type of each token row); :class:`~synthesis.axf.pipeline.AXFPipeline` reads them.
     """
 
+    ignore_for_config = ["defect_init", "unet"]
+
+    @register_to_config
     def __init__(
         self,
-        width: int = 128,
+        width: int = DEFAULTS.width,
         text_dim: int = 384,
         image_dim: int = 1280,
         num_defect_types: int = 1,
-        defect_tokens: int = 2,
-        mask_grid: int = 4,
-        fusion_layers: int = 1,
-        fusion_heads: int = 4,
-        use_text: bool = True,
-        use_image: bool = True,
-        use_mask_tokens: bool = True,
-        use_ddf: bool = True,
+        defect_tokens: int = DEFAULTS.defect_tokens,
+        mask_grid: int = DEFAULTS.mask_grid,
+        fusion_layers: int = DEFAULTS.fusion_layers,
+        fusion_heads: int = DEFAULTS.fusion_heads,
+        use_text: bool = DEFAULTS.use_text,
+        use_image: bool = DEFAULTS.use_image,
+        use_mask_tokens: bool = DEFAULTS.use_mask_tokens,
+        use_ddf: bool = DEFAULTS.use_ddf,
         defect_init: torch.Tensor | None = None,
         unet: UNet2DConditionModel | None = None,
         in_channels: int = 3,
-        sample_size: int = 64,
-        unet_channels: tuple[int, ...] = (32, 64, 128, 128),
-        unet_attention_levels: tuple[int, ...] = (2, 3),
-        layers_per_block: int = 1,
-        head_dim: int = 32,
+        sample_size: int = DEFAULTS.window_size,
+        unet_channels: tuple[int, ...] = tuple(DEFAULTS.unet_channels),
+        unet_attention_levels: tuple[int, ...] = tuple(DEFAULTS.unet_attention_levels),
+        layers_per_block: int = DEFAULTS.layers_per_block,
+        head_dim: int = DEFAULTS.head_dim,
         norm_num_groups: int = 8,
+        unet_config: dict[str, Any] | None = None,
+        text_encoder: str | None = DEFAULTS.text_encoder,
+        image_encoder: str | None = DEFAULTS.image_encoder,
+        max_text_tokens: int = DEFAULTS.max_text_tokens,
+        image_grid: int = DEFAULTS.image_grid,
+        defect_types: list[str] | None = None,
     ):
         super().__init__()
+        if defect_types is not None and len(defect_types) != num_defect_types:
+            raise ValueError(f"defect_types names {len(defect_types)} types, num_defect_types is {num_defect_types}")
         self.mif = MultiModalInFusion(
             width=width, text_dim=text_dim, image_dim=image_dim, num_defect_types=num_defect_types,
             defect_tokens=defect_tokens, mask_grid=mask_grid, fusion_layers=fusion_layers, heads=fusion_heads,
             use_text=use_text, use_image=use_image, use_mask_tokens=use_mask_tokens, defect_init=defect_init,
         )
         self.ddf = DynamicDifFusion(width) if use_ddf else None
+        if unet is None and unet_config is not None:  # rebuilt from the config: weights come from the checkpoint
+            unet = UNet2DConditionModel.from_config(unet_config)
         self.unet_frozen = unet is not None
         if unet is None:
             unet = build_unet(in_channels, sample_size, tuple(unet_channels), tuple(unet_attention_levels),
                               layers_per_block, width, head_dim, norm_num_groups)
         else:
             unet.requires_grad_(False).eval()
+            if unet_config is None:
+                self.register_to_config(unet_config=_plain(unet.config))
         self.unet = unet
         cross_dim = int(unet.config.cross_attention_dim)
         self.to_unet = nn.Identity() if cross_dim == width else nn.Linear(width, cross_dim)
@@ -276,6 +309,11 @@ class AXFNet(nn.Module):
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """The weights that training changes: everything but a frozen pretrained U-Net (reloaded from its source)."""
+        return {k: v.detach().clone() for k, v in self.state_dict().items()
+                if not (self.unet_frozen and k.startswith("unet."))}
 
     def embed(self, cond: AXFCondition) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The timestep-independent X-embedding (computed once per sample when sampling)."""
@@ -290,6 +328,11 @@ class AXFNet(nn.Module):
         hidden = self.to_unet(x_embed)
         return self.unet(sample, timestep, encoder_hidden_states=hidden,
                          encoder_attention_mask=valid.to(sample.dtype), return_dict=False)[0]
+
+
+def _plain(config: Any) -> dict[str, Any]:
+    """A diffusers config as JSON-ready values (tuples as lists), to be stored inside another config."""
+    return json.loads(json.dumps({k: v for k, v in dict(config).items()}, default=list))
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:

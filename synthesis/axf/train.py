@@ -2,7 +2,7 @@
 
 Each step draws its batch and noise from generators seeded by (seed, step) alone, so a run
 resumed from a snapshot at step k continues exactly as the uninterrupted run would have.
-Snapshots (model, EMA, optimizer, step) are written atomically every ``snapshot_every`` steps
+Snapshots (model, EMA, optimizer, learning-rate schedule, step) are written atomically every ``snapshot_every`` steps
 and on Ctrl-C into a work folder; ``train`` picks up the last one it finds there.
 
 Batch items are, with probability ``normal_fraction``, windows of normal images with an empty
@@ -14,8 +14,6 @@ quarter turns, and each MIF branch dropped with probability ``branch_dropout``.
 
 from __future__ import annotations
 
-import copy
-import math
 import os
 import time
 from collections.abc import Callable
@@ -25,7 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from diffusers import DDPMScheduler
+from diffusers.training_utils import EMAModel
 
+from synthesis.axf.config import DEFAULTS, AXFConfig
 from synthesis.axf.model import AXFCondition, AXFNet
 from synthesis.axf.windows import resize, window_for
 
@@ -47,24 +47,39 @@ class TrainingSet:
 
 @dataclass(frozen=True)
 class TrainSettings:
-    steps: int
-    batch_size: int
-    lr: float
-    window: int
-    margin: float
-    scale_range: tuple[float, float] = (0.85, 1.3)
-    shift: float = 0.15
-    rotate: bool = True
-    normal_fraction: float = 0.2
-    branch_dropout: float = 0.1
-    loss: str = "masked"
-    mask_weight: float = 4.0
+    """What the training loop needs, taken from an :class:`~synthesis.axf.config.AXFConfig` (defaults included)."""
+
+    steps: int = DEFAULTS.train_steps
+    batch_size: int = DEFAULTS.batch_size
+    lr: float = DEFAULTS.lr
+    window: int = DEFAULTS.window_size
+    margin: float = DEFAULTS.window_margin
+    scale_range: tuple[float, float] = DEFAULTS.augment_scale
+    shift: float = DEFAULTS.augment_shift
+    rotate: bool = DEFAULTS.augment_rotate
+    normal_fraction: float = DEFAULTS.normal_fraction
+    branch_dropout: float = DEFAULTS.branch_dropout
+    loss: str = DEFAULTS.loss
+    mask_weight: float = DEFAULTS.mask_weight
     t_max: float = 1.0
-    ema_decay: float = 0.995
-    warmup: int = 50
-    grad_clip: float = 1.0
-    seed: int = 0
-    snapshot_every: int = 100
+    ema_decay: float = DEFAULTS.ema_decay
+    warmup: int = DEFAULTS.warmup_steps
+    min_lr_ratio: float = DEFAULTS.min_lr_ratio
+    grad_clip: float = DEFAULTS.grad_clip
+    seed: int = DEFAULTS.seed
+    snapshot_every: int = DEFAULTS.snapshot_every
+
+    @classmethod
+    def from_config(cls, cfg: AXFConfig, t_max: float) -> TrainSettings:
+        """The settings of ``cfg``; the warm-up is at most a tenth of the steps (short test runs still decay)."""
+        return cls(
+            steps=cfg.train_steps, batch_size=cfg.batch_size, lr=cfg.lr, window=cfg.window_size,
+            margin=cfg.window_margin, scale_range=tuple(cfg.augment_scale), shift=cfg.augment_shift,
+            rotate=cfg.augment_rotate, normal_fraction=cfg.normal_fraction, branch_dropout=cfg.branch_dropout,
+            loss=cfg.loss, mask_weight=cfg.mask_weight, t_max=t_max, ema_decay=cfg.ema_decay,
+            warmup=min(cfg.warmup_steps, max(1, cfg.train_steps // 10)), min_lr_ratio=cfg.min_lr_ratio,
+            grad_clip=cfg.grad_clip, seed=cfg.seed, snapshot_every=cfg.snapshot_every,
+        )
 
 
 def step_seed(seed: int, step: int) -> int:
@@ -136,18 +151,13 @@ def diffusion_loss(net: AXFNet, scheduler: DDPMScheduler, x0: torch.Tensor, weig
     return (error * weight).sum() / (weight.sum() * x0.shape[1])
 
 
-def lr_factor(step: int, settings: TrainSettings) -> float:
-    """Linear warm-up, then cosine decay to 10% of the learning rate."""
-    if step < settings.warmup:
-        return (step + 1) / settings.warmup
-    progress = (step - settings.warmup) / max(1, settings.steps - settings.warmup)
-    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+def lr_schedule(optimizer: torch.optim.Optimizer, settings: TrainSettings) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up, then cosine decay to ``min_lr_ratio`` of the learning rate (transformers' schedule)."""
+    from transformers.optimization import get_cosine_with_min_lr_schedule_with_warmup
 
-
-def _trainable_state(net: AXFNet) -> dict[str, torch.Tensor]:
-    names = {n for n, p in net.named_parameters() if p.requires_grad}
-    return {k: v.detach().clone() for k, v in net.state_dict().items()
-            if k in names or (not net.unet_frozen or not k.startswith("unet."))}
+    return get_cosine_with_min_lr_schedule_with_warmup(optimizer, num_warmup_steps=settings.warmup,
+                                                       num_training_steps=settings.steps,
+                                                       min_lr_rate=settings.min_lr_ratio)
 
 
 def _atomic_save(payload: dict, path: Path) -> None:
@@ -163,7 +173,6 @@ class TrainResult:
     resumed_from: int
     seconds: float
     losses: list[float]
-    ema_state: dict[str, torch.Tensor]
 
 
 def train(
@@ -179,7 +188,8 @@ def train(
     device: str = "cpu",
     desc: str = "fit axf",
 ) -> TrainResult:
-    """Train ``net`` for ``settings.steps`` steps (continuing from a snapshot in ``work_dir``).
+    """Train ``net`` for ``settings.steps`` steps (continuing from a snapshot in ``work_dir``);
+    ``net`` ends holding the exponential moving average of its weights (what sampling uses).
 
     ``encode`` maps window images in [0, 1] to model space (pixels in [-1, 1], or VAE latents);
     ``identity`` names what is trained (config and split hash): snapshots of anything else are
@@ -187,7 +197,9 @@ def train(
     """
     params = net.trainable_parameters()
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.0)
-    ema = {k: v.detach().clone() for k, v in _trainable_state(net).items()}
+    schedule = lr_schedule(optimizer, settings)
+    # diffusers' EMA: decay 0 at the first step (a copy), then min(ema_decay, (1 + k) / (10 + k)) at step k
+    ema = EMAModel(params, decay=settings.ema_decay)
     losses: list[float] = []
     start = 0
     snapshot = Path(work_dir) / SNAPSHOT if work_dir is not None else None
@@ -196,14 +208,16 @@ def train(
         if state.get("identity") == identity:
             net.load_state_dict(state["model"], strict=False)
             optimizer.load_state_dict(state["optimizer"])
-            ema = state["ema"]
+            schedule.load_state_dict(state["schedule"])
+            ema.load_state_dict(state["ema"])
             losses = list(state["losses"])
             start = int(state["step"])
 
     def save(step: int) -> None:
         if snapshot is not None:
-            _atomic_save({"identity": identity, "step": step, "model": _trainable_state(net),
-                          "optimizer": optimizer.state_dict(), "ema": ema, "losses": losses}, snapshot)
+            _atomic_save({"identity": identity, "step": step, "model": net.trainable_state_dict(),
+                          "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                          "ema": ema.state_dict(), "losses": losses}, snapshot)
 
     net.train()
     started = time.perf_counter()
@@ -221,21 +235,13 @@ def train(
             with torch.no_grad():
                 x0 = encode(images.to(device))
             loss = diffusion_loss(net, scheduler, x0, masks.to(device), cond.to(device), generator, settings)
-            for group in optimizer.param_groups:
-                group["lr"] = settings.lr * lr_factor(step, settings)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if settings.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
             optimizer.step()
-            decay = min(settings.ema_decay, (1 + step) / (10 + step))
-            with torch.no_grad():
-                current = net.state_dict()
-                for key, value in ema.items():
-                    if value.is_floating_point():
-                        value.mul_(decay).add_(current[key].detach(), alpha=1 - decay)
-                    else:
-                        value.copy_(current[key])
+            schedule.step()
+            ema.step(params)
             value = float(loss.detach())
             losses.append(value)
             running = value if running is None else 0.98 * running + 0.02 * value
@@ -252,4 +258,5 @@ def train(
     finally:
         if bar is not None:
             bar.close()
-    return TrainResult(settings.steps, start, time.perf_counter() - started, losses, copy.deepcopy(ema))
+    ema.copy_to(params)  # sampling uses the averaged weights
+    return TrainResult(settings.steps, start, time.perf_counter() - started, losses)
