@@ -49,6 +49,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from anomalib.data.dataclasses.torch import ImageBatch, ImageItem
+from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from benchmark.detectors.base import SyntheticSet, check_images
@@ -244,15 +245,18 @@ class ProtocolSplitDataModule(pl.LightningDataModule):
 
 
 # -- DRAEM on a generated set --------------------------------------------------------------------
-class GeneratedSetAugmenter(pl.Callback):
+class GeneratedSetAugmenter(nn.Module, pl.Callback):
     """Stands in for ``Draem.augmenter``: the batch's synthesized images and masks instead of Perlin noise.
 
-    Register it as a callback too (``Engine(callbacks=[augmenter])`` or the model's
-    ``configure_callbacks``): it takes ``augmented_image`` and ``gt_mask`` from each
-    :class:`SynthesisBatch` before ``training_step`` calls it with ``batch.image``.
+    A module (``Draem`` registers its augmenter as a child module; this one has no parameters, so
+    checkpoints are unchanged) and a callback: register it as a callback too
+    (``Engine(callbacks=[augmenter])`` or the model's ``configure_callbacks``); it takes
+    ``augmented_image`` and ``gt_mask`` from each :class:`SynthesisBatch` before ``training_step``
+    calls it with ``batch.image``.
     """
 
     def __init__(self) -> None:
+        nn.Module.__init__(self)
         self._batch: SynthesisBatch | None = None
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
@@ -266,7 +270,7 @@ class GeneratedSetAugmenter(pl.Callback):
                            batch_idx: int) -> None:
         self._batch = None
 
-    def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         batch = self._batch
         if batch is None:
             raise RuntimeError("GeneratedSetAugmenter was called outside a training batch: register it as a callback")
