@@ -125,7 +125,8 @@ class _SynthesisSet(Dataset):
         if index < n:
             image = _image(self.normals[index], size)
             return SynthesisItem(image=image, augmented_image=image, gt_label=torch.tensor(0),
-                                 gt_mask=torch.zeros(image.shape[-2:], dtype=torch.bool), image_path=f"train/good/{index}")
+                                 gt_mask=torch.zeros(image.shape[-2:], dtype=torch.bool),
+                                 image_path=f"train/good/{index}")
         j = index - n
         s = self.synthetic
         return SynthesisItem(image=_image(s.clean[j], size), augmented_image=_image(s.anomalous[j], size),

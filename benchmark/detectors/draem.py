@@ -100,7 +100,10 @@ class DraemDetector(SegmentationDetector):
         self.loss = draem_loss().to(device)
 
     def fit(self, normals: np.ndarray, synthetic: SyntheticSet | None, progress: bool = True) -> None:
-        """Train with ``anomalib.engine.Engine.fit`` on the protocol split's datamodule (same batches as the plain loop)."""
+        """Train with ``anomalib.engine.Engine.fit`` on the protocol split's datamodule.
+
+        Same batches, optimiser and schedule as :meth:`SegmentationDetector.fit` (the plain loop).
+        """
         from benchmark.anomalib_bridge import LossHistory, ProtocolSplitDataModule, fit_with_engine
 
         synthetic = self._require_synthetic(synthetic)
@@ -108,8 +111,9 @@ class DraemDetector(SegmentationDetector):
         if self.fitted:  # a second fit starts from the seeded initialisation again
             self.model = self._seeded_model()
         c = self.config
-        data = ProtocolSplitDataModule(normals, synthetic=synthetic, image_size=c.image_size, train_batch_size=c.batch_size,
-                                       seed=self.seed, samples_per_epoch=c.samples_per_epoch)
+        data = ProtocolSplitDataModule(normals, synthetic=synthetic, image_size=c.image_size,
+                                       train_batch_size=c.batch_size, seed=self.seed,
+                                       samples_per_epoch=c.samples_per_epoch)
         total = c.epochs * data.plan().steps_per_epoch
         module = GeneratedSetDraem(self.model, lr=c.lr, milestones=self.milestones(total), gamma=c.lr_gamma,
                                    loss=self.loss)
