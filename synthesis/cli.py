@@ -1,4 +1,4 @@
-"""``python -m synthesis list | fit | generate | grid``.
+"""``python -m synthesis list | fit | generate | grid | export-folder``.
 
 ``fit`` and ``generate`` build the protocol split of one category (the synthesizer receives only
 its training third and the good training images) and run the synthesizer with reading of the
@@ -26,6 +26,8 @@ CHECKPOINT_OUTPUT = OutputKind("synthesis", "fit", layout=("synthesizer.json", "
                                requires=("synthesizer.json",))
 GENERATE_OUTPUT = OutputKind("synthesis", "generate", layout=("samples", "checkpoint", "grid.png"),
                              requires=("samples/manifest.jsonl", "checkpoint/synthesizer.json"))
+EXPORT_FOLDER_OUTPUT = OutputKind("synthesis", "export-folder", layout=("abnormal", "mask", "export.json"),
+                                  requires=("export.json",))
 
 
 def _parse_config(pairs: list[str]) -> dict[str, Any]:
@@ -203,6 +205,19 @@ def cmd_grid(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_folder(args: argparse.Namespace) -> int:
+    from mvtec_caption.output_folder import claim_output_folder, data_roots
+    from synthesis.export_folder import export_folder
+
+    # the set is input here: an export never writes into or around it (nor into any data root)
+    folder = claim_output_folder(args.out, EXPORT_FOLDER_OUTPUT, data_roots([("--set", args.set)]))
+    export = export_folder(Path(args.set), folder)
+    print(f"wrote {export.samples} images and masks of set {export.set_sha256[:16]} to {folder} "
+          f"(anomalib Folder: abnormal_dir='abnormal', mask_dir='mask'; normal_dir: your "
+          f"{export.category}/train/good)")
+    return 0
+
+
 def _data_options(parser: argparse.ArgumentParser, category: bool = True) -> None:
     parser.add_argument("--subset", default="mvtec_ad", choices=["mvtec_ad", "mvtec_loco", "demo"])
     parser.add_argument("--data-root", help="folder holding the categories (default: $MVTEC_AD_ROOT / $MVTEC_LOCO_ROOT)")
@@ -222,7 +237,8 @@ def _synth_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help=THREADS_HELP)
 
 
-COMMANDS = {"list": cmd_list, "fit": cmd_fit, "generate": cmd_generate, "grid": cmd_grid}
+COMMANDS = {"list": cmd_list, "fit": cmd_fit, "generate": cmd_generate, "grid": cmd_grid,
+            "export-folder": cmd_export_folder}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -255,6 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
     _data_options(grid, category=False)
     grid.add_argument("--out", help="grid PNG to write (default: grid.png beside the set)")
     grid.add_argument("--per-defect", type=bounded_int(1, 100, "rows per defect type"), default=3)
+    export = commands.add_parser("export-folder", help="copy a generated set into anomalib's Folder layout "
+                                                       "(abnormal/ + mask/)")
+    export.add_argument("--set", required=True, help="a generated set folder (holding generation.json)")
+    export.add_argument("--out", required=True, help="output folder (abnormal/, mask/, export.json)")
     return parser
 
 

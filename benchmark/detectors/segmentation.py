@@ -74,6 +74,10 @@ class SegmentationDetector(Detector):
         c = self.config
         return BalancedPlan(n_normal, n_synthetic, c.batch_size, c.samples_per_epoch, self.seed)
 
+    def milestones(self, total_steps: int) -> list[int]:
+        """The steps after which the lr drops by ``lr_gamma`` (``lr_milestones`` are fractions of all steps)."""
+        return sorted({max(1, int(f * total_steps)) for f in self.config.lr_milestones})
+
     def make_batch(self, normals: np.ndarray, synthetic: SyntheticSet, step: Step) -> dict[str, torch.Tensor]:
         """Normal images (target = input, empty mask) followed by synthetic samples (target = clean source)."""
         size, device = self.config.image_size, self.device
@@ -94,8 +98,7 @@ class SegmentationDetector(Detector):
         plan = self.plan(len(normals), len(synthetic))
         total = c.epochs * plan.steps_per_epoch
         optimizer = torch.optim.Adam(self.model.parameters(), lr=c.lr)
-        milestones = sorted({max(1, int(f * total)) for f in c.lr_milestones})
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=c.lr_gamma)
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=self.milestones(total), gamma=c.lr_gamma)
         self.history = []
         self.model.train()
         with tqdm(total=total, desc=f"fit {self.name}", disable=not progress, leave=False) as bar:
