@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ from benchmark.results import (
     write_result_once,
 )
 from benchmark.store import Job, JobStore
+from mvtec_caption.atomic import write_bytes
 from synthesis.checkpoint import read_checkpoint_info
 
 logger = logging.getLogger("benchmark")
@@ -409,9 +409,7 @@ def run_benchmark(request: RunRequest, protocol: Protocol) -> list[tuple[ResultR
 
 def _copy_grid(source: Path, target: Path) -> None:
     if source.is_file():
-        with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, prefix=f".{target.name}.") as handle:
-            handle.write(source.read_bytes())
-        os.replace(handle.name, target)  # a concurrent run of the same command never sees half a grid
+        write_bytes(target, source.read_bytes())  # a concurrent run of the same command never sees half a grid
 
 
 def default_out() -> str:
