@@ -42,6 +42,7 @@ from benchmark.results import (
 )
 from benchmark.store import Job, JobStore
 from mvtec_caption.atomic import write_bytes
+from mvtec_caption.loader import DataSource, locate_dataset
 from synthesis.checkpoint import read_checkpoint_info
 
 logger = logging.getLogger("benchmark")
@@ -370,14 +371,20 @@ def assemble(request: RunRequest, plan: CategoryPlan, store: JobStore, synth: st
     )
 
 
-def run_benchmark(request: RunRequest, protocol: Protocol) -> list[tuple[ResultRecord, Path]]:
-    """Execute every job of the request and write one result record per (synthesizer | reference, category)."""
+def run_benchmark(request: RunRequest, protocol: Protocol, source: DataSource | None = None
+                  ) -> list[tuple[ResultRecord, Path]]:
+    """Execute every job of the request and write one result record per (synthesizer | reference, category).
+
+    The data is located once (or ``source``, located by the caller, is reused) and each category scanned once."""
     out = Path(request.out)
     store = JobStore(out)
     environment = collect_environment(request.device)  # the code as it is when the run starts
     written: list[tuple[ResultRecord, Path]] = []
+    if source is None:
+        source = locate_dataset(request.subset, request.data_root, request.categories,
+                                caption_source=request.caption_source)
     for category in request.categories:
-        ctx = load_category(protocol, request.subset, category, request.data_root, request.caption_source)
+        ctx = load_category(protocol, request.subset, category, source=source)
         plan = plan_category(request, protocol, ctx)
         logger.info("%s/%s: split %s", request.subset, category, ctx.split.summary())
         if request.overwrite:
