@@ -77,11 +77,10 @@ def _check_out(args: argparse.Namespace, out: str) -> Path:
 
 
 class RunSetup(NamedTuple):
-    """A checked request with what it was built from: the protocol, notes for the user, and the located data
-    (reused by every category of the run, so the data root and captions are resolved once)."""
+    """A checked request (its protocol is ``request.protocol``), notes for the user, and the located data (reused by
+    every category of the run, so the data root and captions are resolved once)."""
 
     request: Any  # benchmark.pipeline.RunRequest
-    protocol: Any  # benchmark.protocols.Protocol
     notes: list[str]
     source: Any  # mvtec_caption.loader.DataSource
 
@@ -116,12 +115,13 @@ def build_request(args: argparse.Namespace) -> RunSetup:
     if protocol.demo_only and subset != "demo":
         notes.append(f"protocol {protocol.id} is for demos and tests: results will be marked not comparable")
     from benchmark import external
+    from benchmark.results import NO_SYNTHESIS
 
     # unknown names and plugins that miss part of the contract fail before any work
     synthesizers = [spec if external.is_external(spec) else registry.resolve(spec) for spec in args.synth]
     if not any(external.is_external(spec) for spec in args.synth) and (args.set_name or args.source):
         raise ValueError("--set-name and --source describe an imported set: give --synth folder:PATH")
-    taken = set(registry.available()) | {name for name in synthesizers if not external.is_external(name)} | {"no-synthesis"}
+    taken = set(registry.available()) | {name for name in synthesizers if not external.is_external(name)} | {NO_SYNTHESIS}
     imported = external.parse_requests(args.synth, args.layout, args.set_name, args.source, taken)
     from mvtec_caption.loader import locate_dataset
 
@@ -153,14 +153,15 @@ def build_request(args: argparse.Namespace) -> RunSetup:
         allow_download=not args.no_download, keep_models=not args.no_keep_models, progress=not args.no_progress,
         extra_metrics=args.metrics or [],
     )
-    return RunSetup(request, protocol, notes, source)
+    return RunSetup(request, notes, source)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from benchmark.pipeline import run_benchmark
     from benchmark.report import format_table, write_metric_plots
 
-    request, protocol, notes, source = build_request(args)
+    request, notes, source = build_request(args)
+    protocol = request.protocol
     from mvtec_caption.runtime import set_threads
 
     set_threads(args.threads)
@@ -176,7 +177,7 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"generated per defect type); {request.subset} {', '.join(request.categories)}; synthesizers "
           f"{', '.join(shown)}; detectors {', '.join(request.detectors)}; out {out}; log {log_file}",
           file=sys.stderr)
-    written = run_benchmark(request, protocol, source=source)
+    written = run_benchmark(request, source=source)
     records = [record for record, _ in written]
     for name in {r.synthesizer_name for r in records}:
         mine = [r for r in records if r.synthesizer_name == name]
@@ -194,11 +195,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from benchmark.context import load_category
     from benchmark.pipeline import plan_category
 
-    request, protocol, notes, source = build_request(args)
+    request, notes, source = build_request(args)
     jobs = []
     for category in request.categories:
-        ctx = load_category(protocol, request.subset, category, source=source)
-        for job in plan_category(request, protocol, ctx).jobs():
+        ctx = load_category(request.protocol, request.subset, category, source=source)
+        for job in plan_category(request, ctx).jobs():
             jobs.append({"key": job.key, **job.model_dump(mode="json")})
     print(json.dumps({"request": request.model_dump(mode="json"), "notes": notes, "jobs": jobs}, indent=2))
     return 0
