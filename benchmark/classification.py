@@ -69,15 +69,16 @@ def score_predictions(true: Sequence[str], predicted: Sequence[str], labels: Seq
 
 def write_confusion_plot(result: ClassificationResult, path: Path, title: str) -> Path:
     """The confusion matrix as a PNG (counts, rows normalised for the colour)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # a Figure on an Agg canvas of its own: no pyplot state, and the caller's backend (a notebook's) stays as it is
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     matrix = np.asarray(result.confusion_matrix, dtype=float)
     shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     n = len(result.labels)
-    figure, ax = plt.subplots(figsize=(1.2 * n + 2.6, 1.0 * n + 2.0))
+    figure = Figure(figsize=(1.2 * n + 2.6, 1.0 * n + 2.0))
+    FigureCanvasAgg(figure)
+    ax = figure.subplots()
     ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     for (i, j), count in np.ndenumerate(matrix):
         ax.text(j, i, f"{int(count)}", ha="center", va="center", color="white" if shares[i, j] > 0.5 else "black")
@@ -89,7 +90,6 @@ def write_confusion_plot(result: ClassificationResult, path: Path, title: str) -
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=90, metadata={"Software": None})
-    plt.close(figure)
     return path
 
 

@@ -19,6 +19,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from mvtec_caption.arguments import bounded_int, seed
 from mvtec_caption.output_folder import OutputKind
@@ -55,16 +56,11 @@ def _configure_logging(out: Path) -> Path:
     return log_file
 
 
-def _available_categories(subset: str, data_root: str | None, caption_source: str | None) -> list[str]:
-    from mvtec_caption.loader import resolve_dataset
-
-    return resolve_dataset(subset, data_root, None, caption_source=caption_source, progress=False).scan.categories
-
-
-def _categories(args: argparse.Namespace, subset: str) -> list[str]:
-    """The requested categories, every one checked against what the data root holds (before any work)."""
-    available = _available_categories(subset, args.data_root, args.caption_source)
-    where = f"{subset} under {args.data_root}" if args.data_root else subset
+def _categories(args: argparse.Namespace, source) -> list[str]:  # noqa: ANN001 (a mvtec_caption DataSource)
+    """The requested categories, every one checked against what the data root holds (before any work; no file is
+    scanned here: each category is scanned once, when it is prepared)."""
+    available = source.categories()
+    where = f"{source.subset.name} under {args.data_root}" if args.data_root else source.subset.name
     if not available:
         raise ValueError(f"no usable captioned category in {where}")
     unknown = [c for c in args.categories or [] if c not in available]
@@ -80,7 +76,16 @@ def _check_out(args: argparse.Namespace, out: str) -> Path:
     return check_output_folder(out, RUN_OUTPUT, roots)
 
 
-def build_request(args: argparse.Namespace):  # noqa: ANN201 -> (RunRequest, Protocol, notes)
+class RunSetup(NamedTuple):
+    """A checked request (its protocol is ``request.protocol``), notes for the user, and the located data (reused by
+    every category of the run, so the data root and captions are resolved once)."""
+
+    request: Any  # benchmark.pipeline.RunRequest
+    notes: list[str]
+    source: Any  # mvtec_caption.loader.DataSource
+
+
+def build_request(args: argparse.Namespace) -> RunSetup:
     from benchmark.pipeline import RunRequest, default_out
     from benchmark.protocols import DEFAULT_PROTOCOLS, get_protocol
     from mvtec_caption.layout import get_subset, resolve_root
@@ -110,14 +115,18 @@ def build_request(args: argparse.Namespace):  # noqa: ANN201 -> (RunRequest, Pro
     if protocol.demo_only and subset != "demo":
         notes.append(f"protocol {protocol.id} is for demos and tests: results will be marked not comparable")
     from benchmark import external
+    from benchmark.results import NO_SYNTHESIS
 
     # unknown names and plugins that miss part of the contract fail before any work
     synthesizers = [spec if external.is_external(spec) else registry.resolve(spec) for spec in args.synth]
     if not any(external.is_external(spec) for spec in args.synth) and (args.set_name or args.source):
         raise ValueError("--set-name and --source describe an imported set: give --synth folder:PATH")
-    taken = set(registry.available()) | {name for name in synthesizers if not external.is_external(name)} | {"no-synthesis"}
+    taken = set(registry.available()) | {name for name in synthesizers if not external.is_external(name)} | {NO_SYNTHESIS}
     imported = external.parse_requests(args.synth, args.layout, args.set_name, args.source, taken)
-    categories = _categories(args, subset)
+    from mvtec_caption.loader import locate_dataset
+
+    source = locate_dataset(subset, args.data_root, args.categories, caption_source=args.caption_source)
+    categories = _categories(args, source)
     for ext in imported.values():
         for category in categories:
             scan = external.scan(ext, category)  # a folder without pairs fails here, naming the folder
@@ -144,14 +153,15 @@ def build_request(args: argparse.Namespace):  # noqa: ANN201 -> (RunRequest, Pro
         allow_download=not args.no_download, keep_models=not args.no_keep_models, progress=not args.no_progress,
         extra_metrics=args.metrics or [],
     )
-    return request, protocol, notes
+    return RunSetup(request, notes, source)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from benchmark.pipeline import run_benchmark
     from benchmark.report import format_table, write_metric_plots
 
-    request, protocol, notes = build_request(args)
+    request, notes, source = build_request(args)
+    protocol = request.protocol
     from mvtec_caption.runtime import set_threads
 
     set_threads(args.threads)
@@ -167,7 +177,7 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"generated per defect type); {request.subset} {', '.join(request.categories)}; synthesizers "
           f"{', '.join(shown)}; detectors {', '.join(request.detectors)}; out {out}; log {log_file}",
           file=sys.stderr)
-    written = run_benchmark(request, protocol)
+    written = run_benchmark(request, source=source)
     records = [record for record, _ in written]
     for name in {r.synthesizer_name for r in records}:
         mine = [r for r in records if r.synthesizer_name == name]
@@ -185,11 +195,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from benchmark.context import load_category
     from benchmark.pipeline import plan_category
 
-    request, protocol, notes = build_request(args)
+    request, notes, source = build_request(args)
     jobs = []
     for category in request.categories:
-        ctx = load_category(protocol, request.subset, category, request.data_root, request.caption_source)
-        for job in plan_category(request, protocol, ctx).jobs():
+        ctx = load_category(request.protocol, request.subset, category, source=source)
+        for job in plan_category(request, ctx).jobs():
             jobs.append({"key": job.key, **job.model_dump(mode="json")})
     print(json.dumps({"request": request.model_dump(mode="json"), "notes": notes, "jobs": jobs}, indent=2))
     return 0

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.results import DETECTION_SCORE_NAMES, ResultRecord, load_result
+from benchmark.results import DETECTION_SCORE_NAMES, NO_SYNTHESIS, ResultRecord, load_result
 from benchmark.statistics import PairedComparison, compare_paired, format_summary
 
 
@@ -163,7 +163,7 @@ def format_comparison(tables: Sequence[ComparisonTable], markdown: bool = False)
     blocks = []
     for table in tables:
         what = f"{table.metric}" + (f" ({table.detector}; the reference row with its own detector)"
-                                     if table.detector and "no-synthesis" in (table.a, table.b) else
+                                     if table.detector and NO_SYNTHESIS in (table.a, table.b) else
                                      f" ({table.detector})" if table.detector else "")
         title = f"{table.protocol} · {table.dataset} · {what}: A = {table.a}, B = {table.b}"
         header = ["scope", "n", "A mean", "B mean", "A − B (95 % CI)", "verdict"]

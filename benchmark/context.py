@@ -1,4 +1,6 @@
-"""Everything a run needs about one category, loaded once: split, training view, test arrays, hashes."""
+"""Everything a run needs about one category, loaded once: split, training view, test arrays, hashes.
+
+Built on :func:`mvtec_caption.prepare.prepare_category`, the one way every command prepares a category."""
 
 from __future__ import annotations
 
@@ -10,13 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.protocols import Protocol
-from benchmark.split import ProtocolSplit, load_items, make_split, train_view
-from mvtec_caption.scan import UnreadableImageError
-from synthesis.contract import TrainSplit
-from synthesis.guard import test_data_paths
-
-
-UNREADABLE = ("unreadable_image", "unreadable_mask")
+from mvtec_caption.fewshot import TrainSplit
+from mvtec_caption.loader import DataSource
+from mvtec_caption.prepare import PreparedCategory, prepare_category
+from mvtec_caption.split import ProtocolSplit
 
 
 @dataclass(frozen=True)
@@ -52,8 +51,8 @@ class CategoryContext:
         return hashlib.sha256(f"{self.train.split_id}:{self.test.sha256}".encode()).hexdigest()
 
 
-def _test_set(dataset_dict, split: ProtocolSplit) -> TestSet:  # noqa: ANN001
-    rows = load_items(dataset_dict, split.test_good + split.test_anomalous, split.image_size)
+def _test_set(prepared: PreparedCategory) -> TestSet:
+    rows = prepared.decode_test()
     digest = hashlib.sha256()
     for item, image, mask, caption in rows:
         digest.update(f"{item.defect_type}/{item.image_id}/{caption}".encode())
@@ -69,32 +68,26 @@ def _test_set(dataset_dict, split: ProtocolSplit) -> TestSet:  # noqa: ANN001
     )
 
 
-def load_category(protocol: Protocol, subset: str, category: str, data_root: str | os.PathLike[str] | None,
-                  caption_source: str | None) -> CategoryContext:
-    from mvtec_caption import load_dataset
-    from mvtec_caption.loader import resolve_dataset
+def load_category(protocol: Protocol, subset: str, category: str, data_root: str | os.PathLike[str] | None = None,
+                  caption_source: str | None = None, *, source: DataSource | None = None) -> CategoryContext:
+    """Prepare one category at the protocol's resolution (see :mod:`mvtec_caption.prepare`) and decode its test split.
 
-    resolved = resolve_dataset(subset, data_root, [category], caption_source=caption_source, progress=False)
-    unreadable = [f"{p.path} ({p.detail})" for p in resolved.scan.problems if p.kind in UNREADABLE]
-    if unreadable:  # skipping them would test on fewer images than the copy holds, without saying so
-        raise UnreadableImageError(f"{category}: {len(unreadable)} image or mask file(s) cannot be read: "
-                                   f"{'; '.join(unreadable)}")
-    data = load_dataset("mvtec_caption", subset=subset, data_root=resolved.root, categories=[category],
-                        caption_source=caption_source, progress=False)
-    split = make_split(data, category, protocol.id, protocol.image_size)
-    info = resolved.caption_set.info
-    location = Path(info.location)
+    ``source`` (located once per run) is reused for every category; without it the data is located here.
+    """
+    prepared = prepare_category(category, protocol_id=protocol.id, image_size=protocol.image_size, source=source,
+                                subset=subset, data_root=data_root, caption_source=caption_source)
+    info = prepared.source.caption_set.info
     return CategoryContext(
         protocol=protocol,
-        subset=subset,
+        subset=prepared.subset,
         category=category,
-        is_demo=resolved.subset.is_demo,
-        captions_sha256=info.captions_sha256[subset],
+        is_demo=prepared.is_demo,
+        captions_sha256=info.captions_sha256[prepared.subset],
         caption_source_kind=info.kind,
-        split=split,
-        train=train_view(data, split),
-        test=_test_set(data, split),
-        forbidden_paths=tuple(test_data_paths(resolved.root, category, str(location) if location.exists() else None)),
+        split=prepared.split,
+        train=prepared.train,
+        test=_test_set(prepared),
+        forbidden_paths=prepared.forbidden_paths,
     )
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,9 @@ from benchmark import external, stages
 from benchmark.context import CategoryContext, load_category
 from benchmark.external import ExternalSetRequest
 from benchmark.environment import collect_environment
-from benchmark.protocols import Protocol
+from benchmark.protocols import Protocol, get_protocol
 from benchmark.results import (
+    NO_SYNTHESIS,
     ContaminationResult,
     DatasetRef,
     DetectorResult,
@@ -42,6 +42,8 @@ from benchmark.results import (
     write_result_once,
 )
 from benchmark.store import Job, JobStore
+from mvtec_caption.atomic import write_bytes
+from mvtec_caption.loader import DataSource, locate_dataset
 from synthesis.checkpoint import read_checkpoint_info
 
 logger = logging.getLogger("benchmark")
@@ -71,6 +73,11 @@ class RunRequest(BaseModel):
     external: dict[str, ExternalSetRequest] = Field(
         default_factory=dict, description="The synthesizers that are imported sets (folder:PATH), by spec.")
 
+    @property
+    def protocol(self) -> Protocol:
+        """The run's protocol: the one handle every stage uses (the id is what a serialised request carries)."""
+        return get_protocol(self.protocol_id)
+
 
 @dataclass(frozen=True)
 class RepetitionSeeds:
@@ -87,7 +94,8 @@ class RepetitionSeeds:
         return {**fit, "generation": self.generation, "detector": self.detector}
 
 
-def repetition_seeds(request: RunRequest, protocol: Protocol) -> list[RepetitionSeeds]:
+def repetition_seeds(request: RunRequest) -> list[RepetitionSeeds]:
+    protocol = request.protocol
     generation = protocol.repetition_seeds(request.generation_seed, request.repetitions)
     detector = protocol.repetition_seeds(request.detector_seed, request.repetitions)
     return [RepetitionSeeds(index, g, d) for index, (g, d) in enumerate(zip(generation, detector))]
@@ -106,7 +114,7 @@ class CategoryPlan:
     fits: dict[tuple[int, str], Job] = field(default_factory=dict)
     generates: dict[tuple[int, str], Job] = field(default_factory=dict)
     fidelities: dict[tuple[int, str], Job] = field(default_factory=dict)
-    detections: dict[tuple[int, str, str], Job] = field(default_factory=dict)  # (rep, synth or "", detector)
+    detections: dict[tuple[int, str, str], Job] = field(default_factory=dict)  # (rep, synth or NO_SYNTHESIS, detector)
     contaminations: dict[tuple[int, str], Job] = field(default_factory=dict)
     content_hashes: dict[str, str] = field(default_factory=dict)  # imported sets: spec -> content hash
 
@@ -119,7 +127,7 @@ class CategoryPlan:
         return list(unique.values())
 
     def reference_detectors(self) -> list[str]:
-        return sorted({detector for (_, synth, detector) in self.detections if not synth})
+        return sorted({detector for (_, synth, detector) in self.detections if synth == NO_SYNTHESIS})
 
 
 def _device_kind(device: str) -> str:
@@ -132,7 +140,7 @@ def uses_synthesis(detector: str) -> bool:
     return bool(DETECTORS[detector].uses_synthesis)
 
 
-def plan_category(request: RunRequest, protocol: Protocol, context: CategoryContext) -> CategoryPlan:
+def plan_category(request: RunRequest, context: CategoryContext) -> CategoryPlan:
     """The jobs of one category for every repetition.
 
     A job's key hashes what determines its output (settings, seeds, the split, the keys of its inputs),
@@ -141,7 +149,11 @@ def plan_category(request: RunRequest, protocol: Protocol, context: CategoryCont
     """
     from benchmark.metrics.registry import DIAGNOSTIC_METRICS
 
-    plan = CategoryPlan(context, repetition_seeds(request, protocol))
+    protocol = request.protocol
+    if context.protocol is not protocol:
+        raise ValueError(f"{context.category} was loaded for protocol {context.protocol.id}, the request is for "
+                         f"{protocol.id}")
+    plan = CategoryPlan(context, repetition_seeds(request))
     base = {"protocol": protocol.id, "dataset": context.subset, "category": context.category,
             "device": _device_kind(request.device)}
     for spec, ext in request.external.items():
@@ -168,7 +180,7 @@ def plan_category(request: RunRequest, protocol: Protocol, context: CategoryCont
                 params={**base, "check": stages.contamination_settings(), "test": context.test.sha256})
             fidelity = Job(kind="fidelity", label=f"fidelity {shown} {context.category}{seed_label}",
                            deps=(generate.key,),
-                           params={**base, "metrics": fidelity_metrics(request, protocol),
+                           params={**base, "metrics": fidelity_metrics(request),
                                    "diagnostics": list(DIAGNOSTIC_METRICS), "weights_dir": request.weights_dir,
                                    "allow_download": request.allow_download, "test": context.test.sha256})
             plan.fits[rep, name], plan.generates[rep, name], plan.fidelities[rep, name] = fit, generate, fidelity
@@ -182,15 +194,16 @@ def plan_category(request: RunRequest, protocol: Protocol, context: CategoryCont
                                 **_weights_params(detector, request)})
         for detector in request.detectors:
             if not uses_synthesis(detector):
-                plan.detections[rep, "", detector] = Job(
+                plan.detections[rep, NO_SYNTHESIS, detector] = Job(
                     kind="detect", label=f"detect {detector} (no synthesis) {context.category} seed {seeds.detector}",
                     params={**base, "detector": detector, "config": stages.detector_config(protocol, detector),
                             "seed": seeds.detector, "split": context.split_sha256})
     return plan
 
 
-def fidelity_metrics(request: RunRequest, protocol: Protocol) -> list[str]:
+def fidelity_metrics(request: RunRequest) -> list[str]:
     """The protocol's fidelity metrics, then the request's extra ones (the job key changes only when there are some)."""
+    protocol = request.protocol
     return protocol.fidelity_metrics + [m for m in request.extra_metrics if m not in protocol.fidelity_metrics]
 
 
@@ -248,7 +261,7 @@ class Executor:
             for (job_rep, name, detector), job in plan.detections.items():
                 if job_rep != rep:
                     continue
-                generated = plan.generates[rep, name] if name else None
+                generated = None if name == NO_SYNTHESIS else plan.generates[rep, name]
                 set_folder = store.folder(generated) / "samples" if generated else None
                 set_sha256 = store.output(generated)["set_sha256"] if generated else None
                 once(job, lambda work, d=detector, s=set_folder, h=set_sha256, j=job: stages.detect(
@@ -288,12 +301,12 @@ def _timings(outputs: dict[str, dict[str, Any]], detectors: list[DetectorResult]
     return timings
 
 
-def _repetition(plan: CategoryPlan, store: JobStore, synth: str | None, seeds: RepetitionSeeds,
+def _repetition(plan: CategoryPlan, store: JobStore, synth: str, seeds: RepetitionSeeds,
                 imported: bool = False) -> Repetition:
     rep = seeds.index
-    keys = [k for k in plan.detections if k[0] == rep and k[1] == (synth or "")]
+    keys = [k for k in plan.detections if k[0] == rep and k[1] == synth]
     detectors = [DetectorResult.model_validate(store.output(plan.detections[k])["result"]) for k in keys]
-    if not synth:
+    if synth == NO_SYNTHESIS:
         return Repetition(index=rep, seeds={"detector": seeds.detector}, fidelity=[], detectors=detectors,
                           timings=_timings({}, detectors))
     outputs = {"fit": store.output(plan.fits[rep, synth]), "generate": store.output(plan.generates[rep, synth]),
@@ -323,7 +336,7 @@ def _total_timings(repetitions: list[Repetition]) -> dict[str, float]:
     return totals
 
 
-def assemble(request: RunRequest, plan: CategoryPlan, store: JobStore, synth: str | None,
+def assemble(request: RunRequest, plan: CategoryPlan, store: JobStore, synth: str,
              environment: EnvironmentRef) -> ResultRecord:
     ctx = plan.context
     protocol = ctx.protocol
@@ -331,7 +344,7 @@ def assemble(request: RunRequest, plan: CategoryPlan, store: JobStore, synth: st
     repetitions = [_repetition(plan, store, synth, seeds, imported) for seeds in plan.seeds]
     synthesizer_ref = None
     extra_notes: list[str] = []
-    if synth:
+    if synth != NO_SYNTHESIS:
         checkpoint = read_checkpoint_info(store.folder(plan.fits[0, synth]) / "checkpoint")
         first = repetitions[0]
         external_ref = external.external_ref(request.external[synth], store.output(plan.generates[0, synth])) \
@@ -370,15 +383,20 @@ def assemble(request: RunRequest, plan: CategoryPlan, store: JobStore, synth: st
     )
 
 
-def run_benchmark(request: RunRequest, protocol: Protocol) -> list[tuple[ResultRecord, Path]]:
-    """Execute every job of the request and write one result record per (synthesizer | reference, category)."""
+def run_benchmark(request: RunRequest, source: DataSource | None = None) -> list[tuple[ResultRecord, Path]]:
+    """Execute every job of the request and write one result record per (synthesizer | reference, category).
+
+    The data is located once (or ``source``, located by the caller, is reused) and each category scanned once."""
     out = Path(request.out)
     store = JobStore(out)
     environment = collect_environment(request.device)  # the code as it is when the run starts
     written: list[tuple[ResultRecord, Path]] = []
+    if source is None:
+        source = locate_dataset(request.subset, request.data_root, request.categories,
+                                caption_source=request.caption_source)
     for category in request.categories:
-        ctx = load_category(protocol, request.subset, category, request.data_root, request.caption_source)
-        plan = plan_category(request, protocol, ctx)
+        ctx = load_category(request.protocol, request.subset, category, source=source)
+        plan = plan_category(request, ctx)
         logger.info("%s/%s: split %s", request.subset, category, ctx.split.summary())
         if request.overwrite:
             for job in plan.jobs():
@@ -386,9 +404,9 @@ def run_benchmark(request: RunRequest, protocol: Protocol) -> list[tuple[ResultR
         with tqdm(total=len(plan.jobs()), desc=f"{category} jobs", unit="job", disable=not request.progress,
                   position=0) as bar:
             Executor(request, store).execute(plan, bar)
-        names: list[str | None] = list(request.synthesizers)
+        names = list(request.synthesizers)
         if plan.reference_detectors():
-            names.append(None)
+            names.append(NO_SYNTHESIS)
         for name in names:
             record = assemble(request, plan, store, name, environment)
             sets = {r.generated_set_sha256: r.contamination for r in record.repetitions if r.contamination}
@@ -401,7 +419,7 @@ def run_benchmark(request: RunRequest, protocol: Protocol) -> list[tuple[ResultR
                 logger.info("wrote %s", path)
             else:
                 logger.info("kept %s: an identical record (same content hash) is already there", path)
-            if name:
+            if name != NO_SYNTHESIS:
                 _copy_grid(store.folder(plan.generates[0, name]) / "grid.png", path.with_suffix(".grid.png"))
             written.append((record, path))
     return written
@@ -409,9 +427,7 @@ def run_benchmark(request: RunRequest, protocol: Protocol) -> list[tuple[ResultR
 
 def _copy_grid(source: Path, target: Path) -> None:
     if source.is_file():
-        with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, prefix=f".{target.name}.") as handle:
-            handle.write(source.read_bytes())
-        os.replace(handle.name, target)  # a concurrent run of the same command never sees half a grid
+        write_bytes(target, source.read_bytes())  # a concurrent run of the same command never sees half a grid
 
 
 def default_out() -> str:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from benchmark.results import ResultRecord
+from mvtec_caption.atomic import atomic_write
 from benchmark.statistics import Summary, format_summary
 
 DETECTION_COLUMNS = ("image_auroc", "image_ap", "pixel_auroc", "pixel_ap", "aupro")
@@ -153,7 +152,6 @@ def write_metric_plots(records: Sequence[ResultRecord], out_png: Path) -> Path |
                 f"{spread}", fontsize=7, color="dimgray")
     figure.tight_layout(rect=(0, 0.05, 1, 1))
     out_png.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=out_png.parent, delete=False, prefix=f".{out_png.name}.", suffix=".png") as handle:
+    with atomic_write(out_png) as handle:  # runs sharing an --out never see half a plot
         figure.savefig(handle, format="png", dpi=90, metadata={"Software": None})
-    os.replace(handle.name, out_png)  # runs sharing an --out never see half a plot
     return out_png

@@ -12,8 +12,6 @@ repetitions (mean, standard deviation, 95 % interval; method in ``uncertainty``,
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -22,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from benchmark import strict_json
 from benchmark.statistics import CONFIDENCE, INTERVAL_DESCRIPTION, INTERVAL_METHOD, Summary, summarize
+from mvtec_caption.atomic import create_once, write_text
 from mvtec_caption.migrations import Migrations, SchemaVersionError
 from synthesis.contract import FitReport, SynthesizerMeta, canonical_hash
 
@@ -478,30 +477,19 @@ def write_result_once(record: ResultRecord, path: Path) -> bool:
     (after ``--overwrite``) replaces it.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, prefix=f".{path.name}.") as handle:
-        handle.write(dump_result(record))
+    text = dump_result(record)
+    if create_once(path, text.encode("utf-8")):
+        return True
     try:
-        os.link(handle.name, path)  # fails when the file exists
-        return True
-    except FileExistsError:
-        try:
-            same = load_result(path).content_hash() == record.content_hash()
-        except (OSError, ValueError):
-            same = False
-        if same:
-            return False
-        os.replace(handle.name, path)
-        return True
-    finally:
-        Path(handle.name).unlink(missing_ok=True)
+        same = load_result(path).content_hash() == record.content_hash()
+    except (OSError, ValueError):
+        same = False
+    if same:
+        return False
+    write_text(path, text)
+    return True
 
 
 def write_result(record: ResultRecord, path: Path) -> Path:
     """Atomic write: a reader never sees half a result."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, prefix=f".{path.name}.") as handle:
-        handle.write(dump_result(record))
-    os.replace(handle.name, path)
-    return path
+    return write_text(path, dump_result(record))

@@ -44,6 +44,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, ConfigDict
 
+from mvtec_caption.atomic import write_text
 from synthesis.contract import canonical_hash
 
 DONE = "output.json"
@@ -73,10 +74,6 @@ class JobNotDoneError(FileNotFoundError):
     """A job's output was asked for but the job is not (or no longer) done."""
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, prefix=f".{path.name}.", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(handle.name, path)
 
 
 def _listing(folder: Path) -> dict[str, int]:
@@ -191,15 +188,15 @@ class JobStore:
         """Where the job's lock holder writes; kept across interruptions so the job can resume."""
         folder = self.partial_folder(job)
         folder.mkdir(parents=True, exist_ok=True)
-        _atomic_write(folder / SPEC, job.model_dump_json(indent=2) + "\n")
+        write_text(folder / SPEC, job.model_dump_json(indent=2) + "\n")
         return folder
 
     def complete(self, job: Job, output: dict[str, Any], seconds: float | None = None) -> Path:
         """Move the job's partial folder into place with its output and file list (under the job's lock)."""
         with self.lock(job):
             work = self.work_folder(job)
-            _atomic_write(work / FILES, json.dumps({"files": _listing(work)}, indent=1, sort_keys=True) + "\n")
-            _atomic_write(work / DONE, json.dumps(output, indent=2, sort_keys=True) + "\n")
+            write_text(work / FILES, json.dumps({"files": _listing(work)}, indent=1, sort_keys=True) + "\n")
+            write_text(work / DONE, json.dumps(output, indent=2, sort_keys=True) + "\n")
             final = self.folder(job)
             self._retire(final)
             work.rename(final)

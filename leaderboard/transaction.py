@@ -10,20 +10,10 @@ submission did not write is never deleted or changed.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    with tempfile.NamedTemporaryFile("wb", dir=path.parent, delete=False, prefix=f".{path.name}.") as handle:
-        handle.write(data)
-    try:
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
+from mvtec_caption.atomic import write_bytes
 
 
 @dataclass
@@ -47,7 +37,7 @@ class FileTransaction:
         path = Path(path)
         self._make_parents(path.parent)
         previous = path.read_bytes() if path.is_file() else None
-        _atomic_write(path, text.encode("utf-8"))
+        write_bytes(path, text.encode("utf-8"))
         if previous is None:
             self.created_files.append(path)
         else:
@@ -62,7 +52,7 @@ class FileTransaction:
         failures = []
         for path, previous in reversed(self.replaced_files):
             try:
-                _atomic_write(path, previous)
+                write_bytes(path, previous)
             except OSError as err:
                 failures.append(f"could not restore {path}: {err}")
         for path in reversed(self.created_files):

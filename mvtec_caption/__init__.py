@@ -9,7 +9,8 @@ package (and running its CLI) stays fast.
 
 from typing import Any
 
-from mvtec_caption.loader import DatasetProblemsError, ResolvedDataset, load_dataset, resolve_dataset
+from mvtec_caption.loader import DataSource, DatasetProblemsError, ResolvedDataset, load_dataset, locate_dataset, resolve_dataset
+from mvtec_caption.prepare import PreparedCategory, prepare_category
 from mvtec_caption.pandas_view import to_pandas
 from mvtec_caption.records import read_records, write_records
 from mvtec_caption.schema import CaptionRecord, DatasetManifest
@@ -19,11 +20,15 @@ from mvtec_caption.sources import CaptionSet, resolve_caption_source
 __all__ = [
     "CaptionRecord",
     "CaptionSet",
+    "DataSource",
     "DatasetManifest",
     "DatasetProblemsError",
     "MVTecCaptionTorchDataset",
+    "PreparedCategory",
     "ResolvedDataset",
     "load_dataset",
+    "locate_dataset",
+    "prepare_category",
     "read_records",
     "resolve_caption_source",
     "resolve_dataset",

@@ -93,17 +93,40 @@ def _png_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def resolve_dataset(
+@dataclass(frozen=True)
+class DataSource:
+    """Where a subset's data and captions are, found once (nothing scanned yet).
+
+    Every consumer that works on several categories locates the source once and scans each
+    category once from it (see :mod:`mvtec_caption.prepare`).
+    """
+
+    subset: SubsetSpec
+    root: Path
+    caption_set: CaptionSet
+
+    def categories(self) -> list[str]:
+        """Captioned categories with a folder under the root (what a scan without ``categories`` covers), no file read."""
+        on_disk = {p.name for p in self.root.iterdir() if p.is_dir()}
+        return [name for name in sorted(self.caption_set.for_dataset(self.subset.name)) if name in on_disk]
+
+    def scan(self, categories: list[str] | None = None, *, check_files: bool = False,
+             progress: bool = True) -> ResolvedDataset:
+        """Pair captions and files of ``categories`` (None: every captioned category present)."""
+        scan = scan_dataset(self.subset, self.root, self.caption_set.for_dataset(self.subset.name), categories,
+                            check_files=check_files, progress=progress)
+        return ResolvedDataset(self.subset, self.root, self.caption_set, scan)
+
+
+def locate_dataset(
     subset: str = "mvtec_ad",
     data_root: str | os.PathLike[str] | None = None,
     categories: list[str] | None = None,
     *,
     caption_source: str | os.PathLike[str] | None = None,
-    check_files: bool = False,
-    progress: bool = True,
     verify: bool = True,
-) -> ResolvedDataset:
-    """Find root and captions for a subset and pair them (shared by the loader and ``validate``)."""
+) -> DataSource:
+    """Find a subset's root and captions (``categories`` only matters for the demo's opt-in categories)."""
     spec = get_subset(subset)
     root = resolve_root(spec, data_root)
     if spec.is_demo:
@@ -118,8 +141,22 @@ def resolve_dataset(
         caption_set = resolve_caption_source(caption_source, datasets=(subset,), verify=verify)
     if not root.is_dir():
         raise FileNotFoundError(f"data root {root} is not a folder (expected <root>/<category>/train/good/...)")
-    scan = scan_dataset(spec, root, caption_set.for_dataset(subset), categories, check_files=check_files, progress=progress)
-    return ResolvedDataset(spec, root, caption_set, scan)
+    return DataSource(spec, root, caption_set)
+
+
+def resolve_dataset(
+    subset: str = "mvtec_ad",
+    data_root: str | os.PathLike[str] | None = None,
+    categories: list[str] | None = None,
+    *,
+    caption_source: str | os.PathLike[str] | None = None,
+    check_files: bool = False,
+    progress: bool = True,
+    verify: bool = True,
+) -> ResolvedDataset:
+    """Find root and captions for a subset and pair them (shared by the loader and ``validate``)."""
+    source = locate_dataset(subset, data_root, categories, caption_source=caption_source, verify=verify)
+    return source.scan(categories, check_files=check_files, progress=progress)
 
 
 def _attributes_row(record: Any | None) -> dict[str, list[Any]] | None:
@@ -194,7 +231,8 @@ def _describe(resolved: ResolvedDataset) -> str:
     )
 
 
-def _report(problems: list[Problem]) -> None:
+def report_problems(problems: list[Problem]) -> None:
+    """Log every problem of a scan (errors as errors, the rest as warnings) through the ``mvtec_caption`` logger."""
     for problem in problems:
         log = logger.error if problem.severity == "error" else logger.warning
         where = f" ({problem.path})" if problem.path else ""
@@ -245,7 +283,7 @@ def load_dataset(
     problems = resolved.scan.problems
     if strict and problems:
         raise DatasetProblemsError(f"{len(problems)} problem(s) in {resolved.root} (strict mode)", problems)
-    _report(problems)
+    report_problems(problems)
     if not resolved.scan.categories:
         raise DatasetProblemsError(f"no usable category under {resolved.root}", problems)
 

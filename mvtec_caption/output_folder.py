@@ -22,10 +22,11 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from mvtec_caption.atomic import write_text
 
 MARKER = ".mvtec-caption-bench.json"
 #: Environment variables that name data the commands read and must never write into.
@@ -123,7 +124,7 @@ def read_marker(folder: Path) -> dict | None:
 
 def _entries(folder: Path) -> list[str]:
     """Names in ``folder``, without a marker another process is writing at this moment (its temporary file)."""
-    return [p.name for p in folder.iterdir() if not p.name.startswith(f"{MARKER}.")]
+    return [p.name for p in folder.iterdir() if not p.name.startswith((f"{MARKER}.", f".{MARKER}."))]
 
 
 def _is_own_layout(folder: Path, kind: OutputKind) -> bool:
@@ -175,9 +176,7 @@ def write_marker(folder: Path, kind: OutputKind) -> Path:
     # nothing time-dependent: two runs of a command give byte-identical folders
     text = json.dumps({"tool": kind.tool, "kind": kind.kind, "package_version": package,
                        "note": "written by mvtec-caption-bench: this folder holds its output"}, indent=2) + "\n"
-    with tempfile.NamedTemporaryFile("w", dir=folder, delete=False, prefix=f"{MARKER}.", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(handle.name, path)
+    write_text(path, text)
     return path
 
 

@@ -17,12 +17,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from mvtec_caption.atomic import write_bytes
 from mvtec_caption.schema import CaptionSourceInfo, UpstreamFileInfo
 from mvtec_caption.upstream import (
     RAW_URL_TEMPLATE,
@@ -211,11 +211,7 @@ def download_upstream(dataset: str, destination: Path, base_url: str | None = No
             f"No network? {_fix_no_network_hint()}"
         ) from err
     _verify(dataset, data, url)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=destination.parent, delete=False, suffix=".part") as handle:
-        handle.write(data)
-    Path(handle.name).replace(destination)
-    return destination
+    return write_bytes(destination, data)
 
 
 def _cached_upstream_dir() -> Path:

@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from synthesis import registry
     from synthesis.checkpoint import load_checkpoint, save_checkpoint
-    from synthesis.cli import _parse_config, _prepare
+    from mvtec_caption.prepare import prepare_category
+    from synthesis.cli import adhoc_protocol_id, parse_config
     from synthesis.generated_set import generate_set
     from synthesis.grid import write_grid
     from synthesis.guard import forbid_reading
@@ -66,16 +67,16 @@ def main(argv: list[str] | None = None) -> int:
                     "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
                     "load_before": os.getloadavg()}
     started = time.perf_counter()
-    prepared = _prepare(argparse.Namespace(subset=args.subset, data_root=args.data_root, caption_source=args.caption_source,
-                                           category=args.category, image_size=args.image_size))
+    prepared = prepare_category(args.category, protocol_id=adhoc_protocol_id(args.image_size), image_size=args.image_size,
+                                subset=args.subset, data_root=args.data_root, caption_source=args.caption_source)
     record["prepare_seconds"] = round(time.perf_counter() - started, 2)
     if args.checkpoint:
         synth = load_checkpoint(Path(args.checkpoint), expect_name=args.synth)
         record["fit_seconds"] = None
     else:
-        synth = registry.create(args.synth, _parse_config(args.config))
+        synth = registry.create(args.synth, parse_config(args.config))
         t0 = time.perf_counter()
-        with forbid_reading(prepared.forbidden):
+        with forbid_reading(prepared.forbidden_paths):
             synth.fit(prepared.train, progress=True)
         record["fit_seconds"] = round(time.perf_counter() - t0, 2)
         record["load_after_fit"] = os.getloadavg()
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     record["fit"] = synth.fit_report.model_dump(mode="json")
     t0 = time.perf_counter()
     info = generate_set(synth, prepared.train, out / "samples", n_per_defect=args.n, seed=args.seed, caption=args.caption,
-                        forbidden_paths=prepared.forbidden, overwrite=True)
+                        forbidden_paths=prepared.forbidden_paths, overwrite=True)
     seconds = time.perf_counter() - t0
     record["generate_seconds"] = round(seconds, 2)
     record["images"] = info.samples

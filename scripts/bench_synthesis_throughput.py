@@ -45,14 +45,13 @@ def _max_rss_mib() -> float:
 
 
 def _train_split(args: argparse.Namespace):  # noqa: ANN202
-    from synthesis.cli import _prepare
+    from mvtec_caption.prepare import prepare_category
+    from synthesis.cli import adhoc_protocol_id
 
-    prepare_args = argparse.Namespace(
-        subset="demo" if not args.data_root else "mvtec_ad", data_root=args.data_root,
-        caption_source=args.caption_source, category=args.category or ("disc" if not args.data_root else "bottle"),
-        image_size=args.image_size,
-    )
-    return _prepare(prepare_args)
+    return prepare_category(args.category or ("disc" if not args.data_root else "bottle"),
+                            protocol_id=adhoc_protocol_id(args.image_size), image_size=args.image_size,
+                            subset="demo" if not args.data_root else "mvtec_ad", data_root=args.data_root,
+                            caption_source=args.caption_source)
 
 
 def _specs(train, n: int, seed: int):  # noqa: ANN001, ANN202
@@ -103,7 +102,7 @@ def run_one(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
         info = generate_set(synthesizer, train, Path(folder) / "set", n_per_defect=per_type, seed=args.seed,
-                            progress=False, forbidden_paths=prepared.forbidden)
+                            progress=False, forbidden_paths=prepared.forbidden_paths)
         set_s = time.perf_counter() - started
     return {
         "synth": args.worker, "fit s": fit_s, "first s": first_s, "synth img/s": len(specs) / synth_s,

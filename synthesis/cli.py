@@ -12,7 +12,6 @@ import json
 import logging
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ EXPORT_FOLDER_OUTPUT = OutputKind("synthesis", "export-folder", layout=("abnorma
                                   requires=("export.json",))
 
 
-def _parse_config(pairs: list[str]) -> dict[str, Any]:
+def parse_config(pairs: list[str]) -> dict[str, Any]:
     """``key=value`` pairs; values are read as JSON when they parse, else as strings."""
     config: dict[str, Any] = {}
     for pair in pairs:
@@ -44,40 +43,26 @@ def _parse_config(pairs: list[str]) -> dict[str, Any]:
     return config
 
 
-@dataclass
-class Prepared:
-    train: Any
-    forbidden: list[Path]
-    split: Any
+def _prepare(args: argparse.Namespace):  # noqa: ANN202 -> mvtec_caption.prepare.PreparedCategory
+    """Prepare one category at ``--image-size`` under the ad-hoc protocol id (see :mod:`mvtec_caption.prepare`)."""
+    from mvtec_caption.prepare import prepare_category
+
+    prepared = prepare_category(args.category, protocol_id=adhoc_protocol_id(args.image_size), image_size=args.image_size,
+                                subset=args.subset, data_root=args.data_root, caption_source=args.caption_source)
+    print(prepared.describe(), file=sys.stderr)
+    return prepared
 
 
-def _prepare(args: argparse.Namespace) -> Prepared:
-    """Load one category, split it, and decode the training view."""
-    from benchmark.split import make_split, train_view
-    from mvtec_caption import load_dataset
-    from mvtec_caption.loader import resolve_dataset
-    from synthesis.guard import test_data_paths
-
-    resolved = resolve_dataset(args.subset, args.data_root, [args.category], caption_source=args.caption_source, progress=False)
-    data = load_dataset("mvtec_caption", subset=args.subset, data_root=resolved.root, categories=[args.category],
-                        caption_source=args.caption_source, progress=False)
-    protocol_id = f"{ADHOC_PROTOCOL}/{args.image_size}px"
-    split = make_split(data, args.category, protocol_id, args.image_size)
-    train = train_view(data, split)
-    source = resolved.caption_set.info.location
-    forbidden = test_data_paths(resolved.root, args.category, source if Path(source).exists() else None)
-    demo = " (DEMO DATA)" if train.is_demo else ""
-    print(f"{train.dataset}/{train.category}{demo}: {len(train.normals)} normal and {len(train.anomalies)} few-shot "
-          f"anomalies for fitting ({', '.join(train.defect_types)}); test data held back: {split.summary()['test_anomalous']} "
-          f"anomalies, {len(split.test_good)} good ({split.good_test_source})", file=sys.stderr)
-    return Prepared(train, forbidden, split)
+def adhoc_protocol_id(image_size: int) -> str:
+    """The protocol id of a split made outside the benchmark (recorded with fits and generated sets)."""
+    return f"{ADHOC_PROTOCOL}/{image_size}px"
 
 
-def _fit(synthesizer: Any, prepared: Prepared) -> float:
+def _fit(synthesizer: Any, prepared: Any) -> float:
     from synthesis.guard import forbid_reading
 
     started = time.perf_counter()
-    with forbid_reading(prepared.forbidden):
+    with forbid_reading(prepared.forbidden_paths):
         synthesizer.fit(prepared.train, progress=True)
     return time.perf_counter() - started
 
@@ -113,7 +98,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     roots = _roots(args)
     check_output_folder(args.out, CHECKPOINT_OUTPUT, roots)  # before the fit, not after it
-    synthesizer = registry.create(args.synth, _parse_config(args.config), device=args.device)
+    synthesizer = registry.create(args.synth, parse_config(args.config), device=args.device)
     prepared = _prepare(args)
     seconds = _fit(synthesizer, prepared)
     out = claim_output_folder(args.out, CHECKPOINT_OUTPUT, roots)
@@ -154,7 +139,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         synthesizer = load_checkpoint(Path(args.checkpoint), device=args.device, expect_name=args.synth)
         print(f"loaded {args.checkpoint}", file=sys.stderr)
     else:
-        synthesizer = registry.create(args.synth, _parse_config(args.config), device=args.device)
+        synthesizer = registry.create(args.synth, parse_config(args.config), device=args.device)
     prepared = _prepare(args)
     if not args.checkpoint:
         seconds = _fit(synthesizer, prepared)
@@ -168,7 +153,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     out = folder / "samples"
     info = generate_set(synthesizer, prepared.train, out, n_per_defect=args.n, seed=args.seed,
                         defect_types=args.defect_type or None, caption=args.caption, user_masks=user_masks,
-                        forbidden_paths=prepared.forbidden, overwrite=args.overwrite)
+                        forbidden_paths=prepared.forbidden_paths, overwrite=args.overwrite)
     print(f"wrote {info.samples} samples to {out} (set sha256 {info.set_sha256[:16]}, {info.seconds:.1f}s)")
     if not args.no_grid:
         grid = write_grid(out, folder / "grid.png", train=prepared.train)

@@ -29,7 +29,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from synthesis.generated_set import _atomic_write, read_manifest, require_intact
+from mvtec_caption.atomic import write_bytes
+from synthesis.generated_set import read_manifest, require_intact
 
 ABNORMAL_DIR = "abnormal"
 MASK_DIR = "mask"
@@ -80,8 +81,8 @@ def export_folder(set_folder: str | Path, out: str | Path) -> FolderExport:
     per_defect: dict[str, int] = {}
     for sample in samples:
         name = exported_name(sample.defect_type, sample.index)
-        _atomic_write(out / ABNORMAL_DIR / name, (set_folder / sample.image_file).read_bytes())
-        _atomic_write(out / MASK_DIR / name, (set_folder / sample.mask_file).read_bytes())
+        write_bytes(out / ABNORMAL_DIR / name, (set_folder / sample.image_file).read_bytes())
+        write_bytes(out / MASK_DIR / name, (set_folder / sample.mask_file).read_bytes())
         per_defect[sample.defect_type] = per_defect.get(sample.defect_type, 0) + 1
     export = FolderExport(
         source_set=str(set_folder), set_sha256=info.set_sha256, synthesizer=info.synthesizer.name,
@@ -90,5 +91,5 @@ def export_folder(set_folder: str | Path, out: str | Path) -> FolderExport:
         folder_arguments={"root": str(out), "abnormal_dir": ABNORMAL_DIR, "mask_dir": MASK_DIR,
                           "normal_dir": f"<your {info.dataset} data>/{info.category}/train/good"},
     )
-    _atomic_write(out / EXPORT_INFO, (export.model_dump_json(indent=2) + "\n").encode())
+    write_bytes(out / EXPORT_INFO, (export.model_dump_json(indent=2) + "\n").encode())
     return export

@@ -27,9 +27,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,6 +38,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
+from mvtec_caption.atomic import write_bytes
 from synthesis.colour import ColourProfile, conform
 from synthesis.contract import (
     FitReport,
@@ -142,11 +141,6 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, prefix=f".{path.name}.") as handle:
-        handle.write(data)
-    os.replace(handle.name, path)
 
 
 #: Names :func:`generate_set` writes inside a defect folder (images, masks, and atomic-write temporaries).
@@ -399,8 +393,8 @@ def generate_set(
                     image_bytes, mask_bytes = _png(output.image), _png(mask.astype(np.uint8) * 255)
                     image_file = f"{spec.defect_type}/{spec.index:04d}.png"
                     mask_file = f"{spec.defect_type}/{spec.index:04d}_mask.png"
-                    _atomic_write(out / image_file, image_bytes)
-                    _atomic_write(out / mask_file, mask_bytes)
+                    write_bytes(out / image_file, image_bytes)
+                    write_bytes(out / mask_file, mask_bytes)
                     sample = GeneratedSample(
                         defect_type=spec.defect_type, index=spec.index, image_file=image_file, mask_file=mask_file,
                         caption=spec.caption, caption_origin=spec.caption_origin, normal_id=spec.normal_id,
@@ -413,7 +407,7 @@ def generate_set(
                     bar.update(1)
         bar.close()
     ordered = [samples[(s.defect_type, s.index)] for s in specs if (s.defect_type, s.index) in samples]
-    _atomic_write(out / MANIFEST, "".join(s.model_dump_json() + "\n" for s in ordered).encode())
+    write_bytes(out / MANIFEST, "".join(s.model_dump_json() + "\n" for s in ordered).encode())
     info = GeneratedSetInfo(
         synthesizer=synthesizer.meta, config=synthesizer.config.model_dump(mode="json"), config_hash=synthesizer.config_hash,
         fit=synthesizer.fit_report, dataset=train.dataset, category=train.category, is_demo=train.is_demo,
@@ -422,7 +416,7 @@ def generate_set(
         package_version=package_version(), colour_guard=checked.guard, label_floor=synthesizer.label_floor,
         redone=checked.redone, failed=checked.failed,
     )
-    _atomic_write(out / INFO, (info.model_dump_json(indent=2) + "\n").encode())
+    write_bytes(out / INFO, (info.model_dump_json(indent=2) + "\n").encode())
     partial.unlink(missing_ok=True)
     return info
 

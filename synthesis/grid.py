@@ -34,10 +34,9 @@ def _overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def write_grid(set_folder: Path, out_png: Path, train: TrainSplit | None = None, per_defect: int = 3) -> Path:
     """Write the grid PNG; ``train`` supplies the normal source images when given."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # a Figure on an Agg canvas of its own: no pyplot state, and the caller's backend (a notebook's) stays as it is
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     info = read_info(set_folder)
     samples = load_samples(set_folder)
@@ -46,8 +45,9 @@ def write_grid(set_folder: Path, out_png: Path, train: TrainSplit | None = None,
         chosen += [row for row in samples if row[0].defect_type == defect][:per_defect]
     normals = {n.image_id: n.image for n in train.normals} if train else {}
     rows = max(1, len(chosen))
-    figure, axes = plt.subplots(rows, 4, figsize=(11, 2.6 * rows + 0.8), squeeze=False,
-                                gridspec_kw={"width_ratios": [1, 1, 1, 1.4]})
+    figure = Figure(figsize=(11, 2.6 * rows + 0.8))
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(rows, 4, squeeze=False, gridspec_kw={"width_ratios": [1, 1, 1, 1.4]})
     for ax, title in zip(axes[0], ("normal source", f"{info.synthesizer.name}", "mask (red)", "caption")):
         ax.set_title(title, fontsize=10)
     for (sample, image, mask), row in zip(chosen, axes):
@@ -71,5 +71,4 @@ def write_grid(set_folder: Path, out_png: Path, train: TrainSplit | None = None,
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out_png, dpi=90, metadata={"Software": GRID_SOFTWARE})
-    plt.close(figure)
     return out_png

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from mvtec_caption.split import test_data_paths  # noqa: F401 (which files are test data is the split's rule)
+
 _WATCHED_EVENTS = {"open", "os.listdir", "os.scandir", "shutil.copyfile", "os.rename"}
 _state = threading.local()
 _forbidden: list[tuple[str, ...]] = []  # stack of active forbidden prefixes
@@ -68,15 +70,3 @@ def forbid_reading(paths: Iterable[str | os.PathLike[str] | Path]) -> Iterator[N
         yield
     finally:
         _forbidden.remove(prefixes)
-
-
-def test_data_paths(dataset_root: Path, category: str, caption_source: str | None = None) -> list[Path]:
-    """The folders and files of one category a synthesizer must never read."""
-    base = Path(dataset_root) / category
-    paths = [base / "test", base / "ground_truth"]
-    if caption_source:
-        paths.append(Path(caption_source))
-    return paths
-
-
-test_data_paths.__test__ = False  # type: ignore[attr-defined]  # its name starts with "test": not a pytest test

@@ -37,6 +37,7 @@ from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.ndimage import binary_dilation
 
+from mvtec_caption.atomic import write_bytes
 from synthesis.contract import FitReport, SynthesizerMeta, TrainSplit
 from synthesis.generated_set import (
     INFO,
@@ -44,7 +45,6 @@ from synthesis.generated_set import (
     GeneratedSample,
     GeneratedSetInfo,
     GenerationRequest,
-    _atomic_write,
     _png,
     _sha,
     set_hash,
@@ -228,8 +228,8 @@ def import_set(scan: LayoutScan, train: TrainSplit, out: Path, *, n_per_defect: 
             counters[pair.defect_type] = index + 1
             image_bytes, mask_bytes = _png(image), _png(mask.astype(np.uint8) * 255)
             image_file, mask_file = f"{pair.defect_type}/{index:04d}.png", f"{pair.defect_type}/{index:04d}_mask.png"
-            _atomic_write(out / image_file, image_bytes)
-            _atomic_write(out / mask_file, mask_bytes)
+            write_bytes(out / image_file, image_bytes)
+            write_bytes(out / mask_file, mask_bytes)
             native = pair.caption is not None and pair.caption_origin is not None
             sample = GeneratedSample(
                 defect_type=pair.defect_type, index=index, image_file=image_file, mask_file=mask_file,
@@ -259,8 +259,8 @@ def import_set(scan: LayoutScan, train: TrainSplit, out: Path, *, n_per_defect: 
         samples=len(samples), set_sha256=set_hash(samples), seconds=round(time.perf_counter() - started, 3),
         package_version=package_version(),
     )
-    _atomic_write(out / IMPORT_FILE, (report.model_dump_json(indent=2) + "\n").encode())
-    _atomic_write(out / INFO, (info.model_dump_json(indent=2) + "\n").encode())
+    write_bytes(out / IMPORT_FILE, (report.model_dump_json(indent=2) + "\n").encode())
+    write_bytes(out / INFO, (info.model_dump_json(indent=2) + "\n").encode())
     return info, report
 
 

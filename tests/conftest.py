@@ -22,10 +22,13 @@ SHARED_DATA = Path(os.environ.get("MVTEC_CAPTION_SHARED_DATA", REPO.parent / "sh
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Keep tests out of the user's cache; every test session starts from an empty one."""
+    """Keep tests out of the user's caches (ours and torch hub's, where the weights resolver also looks); every test
+    session starts from empty ones."""
     cache = tmp_path_factory.mktemp("mvtec_caption_cache")
-    previous = {name: os.environ.get(name) for name in ("MVTEC_CAPTION_CACHE", "MVTEC_CAPTION_SOURCE", "HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE")}
+    previous = {name: os.environ.get(name) for name in ("MVTEC_CAPTION_CACHE", "MVTEC_CAPTION_SOURCE", "HF_DATASETS_OFFLINE",
+                                                        "HF_HUB_OFFLINE", "TORCH_HOME")}
     os.environ["MVTEC_CAPTION_CACHE"] = str(cache)
+    os.environ["TORCH_HOME"] = str(tmp_path_factory.mktemp("torch_home"))
     os.environ.pop("MVTEC_CAPTION_SOURCE", None)
     os.environ["HF_DATASETS_OFFLINE"] = "1"
     os.environ["HF_HUB_OFFLINE"] = "1"

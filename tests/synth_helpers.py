@@ -24,7 +24,7 @@ TINY_SIZE = 64  # contract tests run every synthesizer at this size
 @dataclasses.dataclass(frozen=True)
 class DemoSplit:
     train: TrainSplit
-    split: Any  # benchmark.split.ProtocolSplit
+    split: Any  # mvtec_caption.split.ProtocolSplit
     root: Path
     forbidden: tuple[Path, ...]
 
@@ -32,16 +32,12 @@ class DemoSplit:
 @lru_cache(maxsize=None)
 def demo_split(category: str = "disc", size: int = TINY_SIZE) -> DemoSplit:
     """The demo category's protocol split and training view (the CLI's path, without the CLI)."""
-    from benchmark.split import make_split, train_view
-    from mvtec_caption import load_dataset
-    from mvtec_caption.demo import demo_caption_source, demo_root
-    from synthesis.guard import test_data_paths
+    from mvtec_caption.demo import demo_root
+    from mvtec_caption.prepare import prepare_category
 
     root = demo_root()
-    data = load_dataset("mvtec_caption", subset="demo", data_root=root, categories=[category], progress=False)
-    split = make_split(data, category, f"test/{size}px", size)
-    forbidden = tuple(test_data_paths(root, category, str(demo_caption_source())))
-    return DemoSplit(train_view(data, split), split, root, forbidden)
+    prepared = prepare_category(category, protocol_id=f"test/{size}px", image_size=size, subset="demo", data_root=root)
+    return DemoSplit(prepared.train, prepared.split, root, prepared.forbidden_paths)
 
 
 def tiny_split(size: int, n_normals: int = 4, n_anomalies: int = 3, seed: int = 0) -> TrainSplit:

@@ -94,7 +94,7 @@ def test_validate_reports_a_mask_that_is_not_binary_with_its_share(tiny: tuple[P
 
 def test_a_noisy_mask_is_not_read_as_almost_all_anomalous(tiny: tuple[Path, Path], caplog) -> None:
     """The JPEG-noisy mask: "> 0" marked 89% of the pixels; the rule keeps the drawn rectangle."""
-    from benchmark.split import load_items, make_split
+    from mvtec_caption.split import load_items, make_split
     from mvtec_caption.torch_dataset import MVTecCaptionTorchDataset
 
     root, captions = tiny

@@ -50,7 +50,7 @@ def test_opt_in_by_name_leaves_the_default_demo_alone(tmp_path: Path) -> None:
 
 
 def test_benchmark_split_of_fibreboard_leaves_test_anomalies() -> None:
-    from benchmark.split import make_split
+    from mvtec_caption.split import make_split
     from mvtec_caption import load_dataset
 
     data = load_dataset("mvtec_caption", subset="demo", categories=["fibreboard"], progress=False)

@@ -154,6 +154,6 @@ def test_a_new_synthesizer_version_never_reuses_a_cached_fit() -> None:
     request = RunRequest(protocol_id=protocol.id, subset="demo", data_root=None, caption_source=None, categories=["disc"],
                          synthesizers=["axf", "croppaste"], detectors=["unet"], generation_seed=0, detector_seed=0,
                          repetitions=1, out="unused")
-    plan = plan_category(request, protocol, context)
+    plan = plan_category(request, context)
     assert plan.fits[0, "axf"].params["version"] == "3" and "version" not in plan.fits[0, "croppaste"].params
     assert plan.fidelities[0, "axf"].params["diagnostics"][0] == "label-fidelity"

@@ -243,7 +243,7 @@ def test_a_write_that_fails_midway_rolls_back_only_what_the_submission_wrote(tmp
     before = tree(root)
     rerun = make_record("axf", "1", "bottle", seeds={"generation": 1, "detector": 1})  # replaces a file
     run = write_run(tmp_path / "rerun", [rerun, make_record("axf", "1", "hazelnut"), make_record("perlin", "1", "bottle")])
-    real_write, calls = transaction._atomic_write, []
+    real_write, calls = transaction.write_bytes, []
 
     def fail_on_the_third(path: Path, data: bytes) -> None:
         calls.append(path)
@@ -251,11 +251,11 @@ def test_a_write_that_fails_midway_rolls_back_only_what_the_submission_wrote(tmp
             raise OSError(28, "No space left on device", str(path))
         real_write(path, data)
 
-    monkeypatch.setattr(transaction, "_atomic_write", fail_on_the_third)
+    monkeypatch.setattr(transaction, "write_bytes", fail_on_the_third)
     assert main(["submit", str(run), "--root", str(root), "--replace"]) == 1
     err = capsys.readouterr().err
     assert "[write] writing failed (No space left on device)" in err and "were rolled back" in err
-    monkeypatch.setattr(transaction, "_atomic_write", real_write)
+    monkeypatch.setattr(transaction, "write_bytes", real_write)
     assert tree(root) == before  # the replaced bottle.json restored, the new hazelnut.json removed
     assert not (root / "results" / "perlin").exists()  # folders it created are gone too
     (root / "results" / "unrelated.txt").unlink()

@@ -97,6 +97,27 @@ def test_offline_error_says_what_to_put_where(tmp_path: Path, monkeypatch: pytes
     assert DIGEST in message and SPEC.urls[0] in message
 
 
+def test_torch_hub_checkpoints_are_found_and_a_foreign_file_there_is_passed_over(
+        tmp_path: Path, served: tuple[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch.hub
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    hub = Path(torch.hub.get_dir()) / "checkpoints"
+    hub.mkdir(parents=True)
+    (hub / SPEC.filename).write_bytes(PAYLOAD)  # where torchvision / torch-fidelity would have put it
+    found = _resolver(tmp_path, allow_download=False).resolve("toy")
+    assert (found.origin, found.path, found.verified) == ("torch-hub", hub / SPEC.filename, True)
+    assert found.ref().source == f"torch-hub: {SPEC.filename}"  # no machine path in records
+
+    (hub / SPEC.filename).write_bytes(b"another library's file of that name")  # not refused: downloaded instead
+    base, folder = served
+    (folder / SPEC.filename).write_bytes(PAYLOAD)
+    monkeypatch.setenv(ENV_BASE_URL, base)
+    again = _resolver(tmp_path).resolve("toy")
+    assert again.origin.startswith("download") and again.path == tmp_path / "cache" / SPEC.filename
+    assert (hub / SPEC.filename).read_bytes() == b"another library's file of that name"  # never written into
+
+
 def test_no_download_when_disabled(tmp_path: Path) -> None:
     with pytest.raises(WeightsUnavailable, match="Downloads are disabled"):
         _resolver(tmp_path, allow_download=False).resolve("toy")

@@ -120,7 +120,7 @@ def _load_bottle(shared_data: Path):  # noqa: ANN202
 
 @pytest.mark.real_data
 def test_real_bottle_split(shared_data: Path) -> None:
-    from benchmark.split import make_split
+    from mvtec_caption.split import make_split
 
     split = make_split(_load_bottle(shared_data), "bottle", "test/256px", 256)
     _check_disjoint(split)

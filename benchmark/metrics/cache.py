@@ -7,14 +7,13 @@ atomically.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mvtec_caption.atomic import atomic_write
 from synthesis.contract import canonical_hash
 
 
@@ -46,8 +45,6 @@ class FeatureCache:
         value = np.asarray(compute())
         self._memory[key] = value
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.stem}.", suffix=".npy", delete=False) as handle:
+            with atomic_write(path) as handle:
                 np.save(handle, value, allow_pickle=False)
-            os.replace(handle.name, path)
         return value

@@ -1,7 +1,7 @@
 """Inception Score (IS), torch-fidelity settings, per defect type; and its named offline substitute.
 
 IS = exp(E_x KL(p(y|x) || p(y))), computed on 10 splits of the (seeded-shuffled) images and
-averaged over splits, exactly as torch-fidelity does (``isc_splits=10``, ``samples_shuffle=True``,
+averaged over splits by torch-fidelity's own reduction (``isc_splits=10``, ``samples_shuffle=True``,
 ``rng_seed=2020``, the unbiased logits of the 1008-way Inception-v3 2015-12-05 classifier, input
 resized to 299 px by torch-fidelity's TensorFlow-compatible bilinear resize). torch-fidelity leaves
 IS undefined for fewer images than splits (empty splits); such a defect type is scored as one split
@@ -46,38 +46,29 @@ class ScoreValue:
     splits: int
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    return torch.from_numpy(np.asarray(logits, dtype=np.float64)).softmax(dim=1).numpy()
+def inception_score(logits: np.ndarray, splits: int = SPLITS, shuffle: bool = True, rng_seed: int = RNG_SEED) -> ScoreValue:
+    """IS of an N x C matrix of class logits, by torch-fidelity's own reduction (``isc_features_to_metric``).
 
-
-def inception_score(probs: np.ndarray, splits: int = SPLITS, shuffle: bool = True, rng_seed: int = RNG_SEED) -> ScoreValue:
-    """IS of an N x C matrix of class probabilities (rows sum to 1), split like torch-fidelity.
-
-    Split ``i`` holds rows ``[i*N//s, (i+1)*N//s)`` after a ``RandomState(rng_seed)`` permutation;
-    with fewer rows than splits, all rows form one split. ``std`` is over splits (population).
+    Split ``i`` holds rows ``[i*N//s, (i+1)*N//s)`` after a ``RandomState(rng_seed)`` permutation; ``std`` is over
+    splits (population). Kept here: with fewer rows than splits all rows form one split (torch-fidelity's
+    reduction would average empty splits).
     """
-    p = np.asarray(probs, dtype=np.float64)
-    if p.ndim != 2 or len(p) == 0:
-        raise ValueError(f"expected a non-empty N x C probability matrix, got shape {p.shape}")
-    n = len(p)
-    if shuffle:
-        p = p[np.random.RandomState(rng_seed).permutation(n)]
-    used = splits if n >= splits else 1
-    scores = []
-    for i in range(used):
-        chunk = torch.from_numpy(p[i * n // used:(i + 1) * n // used])
-        marginal = chunk.mean(dim=0, keepdim=True)
-        kl = (torch.special.xlogy(chunk, chunk) - torch.special.xlogy(chunk, marginal)).sum(dim=1)
-        scores.append(float(kl.mean().exp()))
-    return ScoreValue(float(np.mean(scores)), float(np.std(scores)), used)
+    from torch_fidelity.metric_isc import KEY_METRIC_ISC_MEAN, KEY_METRIC_ISC_STD, isc_features_to_metric
+
+    x = np.asarray(logits, dtype=np.float64)
+    if x.ndim != 2 or len(x) == 0:
+        raise ValueError(f"expected a non-empty N x C logit matrix, got shape {x.shape}")
+    used = splits if len(x) >= splits else 1
+    score = isc_features_to_metric(torch.from_numpy(x), splits=used, shuffle=shuffle, rng_seed=rng_seed)
+    return ScoreValue(float(score[KEY_METRIC_ISC_MEAN]), float(score[KEY_METRIC_ISC_STD]), used)
 
 
-def _per_defect_scores(inputs: FidelityInputs, ctx: MetricContext, probs_of: Callable[[Sequence[GeneratedItem]], np.ndarray],
+def _per_defect_scores(inputs: FidelityInputs, ctx: MetricContext, logits_of: Callable[[Sequence[GeneratedItem]], np.ndarray],
                        desc: str) -> MetricOutput:
     per_defect: dict[str, float | None] = {}
     splits_used: dict[str, int] = {}
     for defect in progress_bar(inputs.defect_types, ctx, desc):
-        score = inception_score(probs_of(inputs.generated[defect]))
+        score = inception_score(logits_of(inputs.generated[defect]))
         per_defect[defect], splits_used[defect] = score.mean, score.splits
     return MetricOutput(per_defect, {"splits_used": splits_used, "images_per_defect":
                                      {d: len(inputs.generated[d]) for d in inputs.defect_types}})
@@ -112,26 +103,24 @@ def inception_logits(images: Sequence[np.ndarray], weights_path: str, device: st
 def _compute_is(inputs: FidelityInputs, ctx: MetricContext, weights: Mapping[str, ResolvedWeights]) -> MetricOutput:
     resolved = weights[INCEPTION]
 
-    def probs_of(items: Sequence[GeneratedItem]) -> np.ndarray:
-        logits = ctx.cache.get_or_compute(
+    def logits_of(items: Sequence[GeneratedItem]) -> np.ndarray:
+        return ctx.cache.get_or_compute(
             "inception-logits-unbiased", {"weights": resolved.sha256, "images": items_hash(items)},
             lambda: inception_logits([it.image for it in items], str(resolved.path), ctx.device, ctx.batch_size))
-        return softmax(logits)
 
-    return _per_defect_scores(inputs, ctx, probs_of, "IS (Inception-v3)")
+    return _per_defect_scores(inputs, ctx, logits_of, "IS (Inception-v3)")
 
 
 # ---- substitute: EfficientNet-Lite0 ---------------------------------------------------------------
 def _compute_is_effnet(inputs: FidelityInputs, ctx: MetricContext, weights: Mapping[str, ResolvedWeights]) -> MetricOutput:
     sha = weights[EFFNET].sha256
 
-    def probs_of(items: Sequence[GeneratedItem]) -> np.ndarray:
-        logits = ctx.cache.get_or_compute(
+    def logits_of(items: Sequence[GeneratedItem]) -> np.ndarray:
+        return ctx.cache.get_or_compute(
             "effnetlite0-logits", {"weights": sha, "images": items_hash(items), "size": effnet.CLASSIFIER_SIZE},
             lambda: effnet.class_logits([it.image for it in items], ctx.device, ctx.batch_size))
-        return softmax(logits)
 
-    return _per_defect_scores(inputs, ctx, probs_of, "IS substitute (EfficientNet-Lite0)")
+    return _per_defect_scores(inputs, ctx, logits_of, "IS substitute (EfficientNet-Lite0)")
 
 
 _COMMON = {"splits": SPLITS, "samples_shuffle": True, "rng_seed": RNG_SEED, "per": "defect type",

