@@ -116,7 +116,7 @@ class AXFConfig(BaseModel):
 
 class AXFSynthesizer(Synthesizer):
     Config: ClassVar[type[BaseModel]] = AXFConfig
-    version: ClassVar[str] = "2"
+    version: ClassVar[str] = "3"  # 3: generates on plan 2 (caption-planned masks, captions chosen by the normal image)
     description: ClassVar[str] = (
         "AnomalyXFusion: multi-modal In-Fusion (caption, masked defect image + learnable defect tokens, mask) "
         "and Dynamic Dif-Fusion conditioning of a diffusion U-Net; DDIM + RePaint blending in a window "
