@@ -172,7 +172,7 @@ def plan_category(request: RunRequest, context: CategoryContext) -> CategoryPlan
                                   "train_split": context.train.split_id})
                 generate = Job(kind="generate", label=f"generate {name} {context.category} seed {seeds.generation}",
                                deps=(fit.key,), params={**base, "synth": name, "n": protocol.n_generated_per_defect,
-                                                        "seed": seeds.generation})
+                                                        "seed": seeds.generation, **stages.planner_params()})
                 seed_label = f" seed {seeds.generation}"
             shown = request.external[name].name if name in request.external else name
             plan.contaminations[rep, name] = Job(

@@ -30,6 +30,14 @@ def version_params(name: str) -> dict[str, str]:
     return {} if version == "1" else {"version": version}
 
 
+def planner_params() -> dict[str, int]:
+    """The plan's version for a generate job's key (``synthesis.plan.PLANNER_VERSION``): sets planned by other rules
+    (masks, captions) are never reused. Version 1 is left out, as it was before the plan was versioned."""
+    from synthesis.plan import PLANNER_VERSION
+
+    return {} if PLANNER_VERSION == 1 else {"planner": PLANNER_VERSION}
+
+
 def synthesizer_config(ctx: CategoryContext, name: str, seed: int | None = None) -> dict[str, Any]:
     """The protocol's pinned config, with the repetition's fit seed when the synthesizer has one."""
     config = ctx.protocol.synthesizer_config(name, registry.entry(name).ablation_of)

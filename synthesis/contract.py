@@ -19,7 +19,7 @@ import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,6 +27,9 @@ from pydantic import BaseModel, ConfigDict, Field
 # the view a synthesizer receives is defined in the dataset layer (it builds it); these names are the contract's
 from mvtec_caption.fewshot import FewShotAnomaly, NormalImage, TrainSplit  # noqa: F401
 from synthesis.colour import ColourProfile, colour_profile
+
+if TYPE_CHECKING:
+    from synthesis.plan import SamplePlan
 
 CONTRACT_VERSION = 1
 
@@ -44,6 +47,7 @@ class SampleSpec:
     mask_origin: str  # e.g. "train:broken_large/003 flip rot90 scale0.8" or "user:mask.png"
     seed: int
     attempt: int = 0  # > 0: a redo of a sample below the synthesizer's label floor, with a derived seed
+    plan: SamplePlan | None = None  # what the caption asked of the mask and what was planned (synthesis.plan)
 
     def redo(self, attempt: int) -> SampleSpec:
         """The same request with a seed derived from this one's for attempt ``attempt``."""

@@ -52,7 +52,7 @@ from synthesis.contract import (
 )
 from synthesis.fidelity import label_fidelity
 from synthesis.guard import forbid_reading
-from synthesis.plan import Planner
+from synthesis.plan import Planner, SamplePlan, planner_rules
 
 SET_SCHEMA_VERSION = 1
 #: Most images per defect type one request may ask for: ten times the paper's budget (1,000). The plan
@@ -79,6 +79,8 @@ class GeneratedSample(BaseModel):
     image_sha256: str
     mask_sha256: str
     mask_pixels: int = Field(description="Anomalous pixels in the mask.")
+    plan: SamplePlan | None = Field(None, description="What the caption asked of the mask, what was planned and how "
+                                    "the caption was chosen (sets made before planner 2 have none).")
 
 
 class GenerationRequest(BaseModel):
@@ -129,6 +131,8 @@ class GeneratedSetInfo(BaseModel):
     redone: int = Field(0, description="Samples that needed more than one try to reach the label floor.")
     failed: list[FailedSample] = Field(default_factory=list, description="Samples below the floor after every try: "
                                        "left out of the set.")
+    planner: dict[str, Any] | None = Field(None, description="The planning rules (synthesis.plan.planner_rules); "
+                                           "None in sets made before they were recorded.")
 
 
 def _png(array: np.ndarray) -> bytes:
@@ -167,8 +171,9 @@ def _remove_set(folder: Path) -> None:
 
 
 def set_hash(samples: Sequence[GeneratedSample]) -> str:
-    rows = sorted((s.model_dump(mode="json") for s in samples), key=lambda r: (r["defect_type"], r["index"]))
-    return canonical_hash(rows)
+    rows = sorted((s.model_dump(mode="json", exclude={"plan"} if s.plan is None else None) for s in samples),
+                  key=lambda r: (r["defect_type"], r["index"]))
+    return canonical_hash(rows)  # a sample without a plan hashes as before the field existed
 
 
 def read_manifest(folder: Path) -> list[GeneratedSample]:
@@ -342,13 +347,13 @@ def generate_set(
         user_masks=[_sha(np.packbits(m).tobytes()) for _, m in (user_masks or [])],
     )
     identity = {"config_hash": synthesizer.config_hash, "split_id": train.split_id, "request": request.model_dump(mode="json"),
-                "fit": synthesizer.fit_report.model_dump(mode="json")}
+                "fit": synthesizer.fit_report.model_dump(mode="json"), "planner": planner_rules()}
     partial = out / PARTIAL
     if out.exists() and any(out.iterdir()):
         if (out / INFO).is_file():
             info = read_info(out)
-            same = (info.config_hash, info.split_id, info.request, info.fit) == (
-                synthesizer.config_hash, train.split_id, request, synthesizer.fit_report)
+            same = (info.config_hash, info.split_id, info.request, info.fit, info.planner) == (
+                synthesizer.config_hash, train.split_id, request, synthesizer.fit_report, planner_rules())
             if same and not overwrite:
                 return info  # already generated: nothing to do
             if not overwrite:
@@ -400,6 +405,7 @@ def generate_set(
                         caption=spec.caption, caption_origin=spec.caption_origin, normal_id=spec.normal_id,
                         mask_origin=output.mask_origin or spec.mask_origin, seed=spec.seed,
                         image_sha256=_sha(image_bytes), mask_sha256=_sha(mask_bytes), mask_pixels=int(mask.sum()),
+                        plan=spec.plan if output.mask_origin is None else None,  # a synthesizer's own mask was not planned
                     )
                     samples[(spec.defect_type, spec.index)] = sample
                     manifest.write(sample.model_dump_json() + "\n")
@@ -414,7 +420,7 @@ def generate_set(
         protocol_id=train.protocol_id, split_id=train.split_id, image_size=train.image_size, request=request,
         samples=len(ordered), set_sha256=set_hash(ordered), seconds=round(time.perf_counter() - started, 3),
         package_version=package_version(), colour_guard=checked.guard, label_floor=synthesizer.label_floor,
-        redone=checked.redone, failed=checked.failed,
+        redone=checked.redone, failed=checked.failed, planner=planner_rules(),
     )
     write_bytes(out / INFO, (info.model_dump_json(indent=2) + "\n").encode())
     partial.unlink(missing_ok=True)

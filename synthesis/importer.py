@@ -237,6 +237,7 @@ def import_set(scan: LayoutScan, train: TrainSplit, out: Path, *, n_per_defect: 
                 normal_id=normal_id, mask_origin=pair.mask_origin or f"external:{scan.layout}:{scan.relative(pair.mask)}",
                 seed=pair.seed if pair.seed is not None else NO_SEED,
                 image_sha256=_sha(image_bytes), mask_sha256=_sha(mask_bytes), mask_pixels=int(mask.sum()),
+                plan=pair.plan if native else None,
             )
             samples.append(sample)
             manifest.write(sample.model_dump_json() + "\n")

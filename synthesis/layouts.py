@@ -35,7 +35,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from PIL import Image
@@ -63,6 +63,7 @@ class ExternalPair:
     normal_id: str | None = None  # native sets only: the training normal image it was made on
     mask_origin: str | None = None  # native sets only
     seed: int | None = None  # native sets only
+    plan: Any = None  # native sets only: the sample's SamplePlan (synthesis.plan), when its manifest has one
 
     def files(self) -> list[Path]:
         return [self.image, self.mask] + ([self.source] if self.source else [])
@@ -254,7 +255,7 @@ class NativeLayout(Layout):
                 continue
             pairs.append(ExternalPair(s.defect_type, s.index, folder / s.image_file, folder / s.mask_file,
                                       caption=s.caption, caption_origin=s.caption_origin, normal_id=s.normal_id,
-                                      mask_origin=s.mask_origin, seed=s.seed))
+                                      mask_origin=s.mask_origin, seed=s.seed, plan=s.plan))
         if len(pairs) != info.samples:
             problems.append(f"manifest.jsonl: {len(pairs)} intact samples of the {info.samples} in {INFO}")
         if not pairs:

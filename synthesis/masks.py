@@ -39,8 +39,12 @@ def _bbox(mask: np.ndarray) -> tuple[slice, slice]:
 
 def augment_mask(mask: np.ndarray, foreground: np.ndarray, rng: np.random.Generator,
                  scale_range: tuple[float, float] = (0.75, 1.25), tries: int = 20,
-                 min_on_foreground: float = 0.7) -> tuple[np.ndarray, str]:
+                 min_on_foreground: float = 0.7, flips: bool = True, quarter_turns: bool = True
+                 ) -> tuple[np.ndarray, str]:
     """Flip, rotate, scale and place ``mask`` on the foreground; return the mask and what was done.
+
+    ``flips`` / ``quarter_turns`` False leave those steps out (a category's geometry,
+    :mod:`synthesis.geometry`); with both True the random draws are those of version 1.
 
     The placed mask is clipped to the image and to the foreground (dilated by a few pixels so
     edge defects such as a broken rim survive). Placement is retried until at least
@@ -51,9 +55,9 @@ def augment_mask(mask: np.ndarray, foreground: np.ndarray, rng: np.random.Genera
     height, width = mask.shape
     patch = mask[_bbox(mask)]
     steps: list[str] = []
-    if rng.random() < 0.5:
+    if flips and rng.random() < 0.5:
         patch, steps = patch[:, ::-1], steps + ["flip"]
-    rotations = int(rng.integers(0, 4))
+    rotations = int(rng.integers(0, 4)) if quarter_turns else 0
     if rotations:
         patch, steps = np.rot90(patch, rotations), steps + [f"rot{90 * rotations}"]
     scale = float(rng.uniform(*scale_range))

@@ -104,7 +104,8 @@ def test_cutpaste_stays_on_the_object() -> None:
 def test_parse_origin() -> None:
     key, steps = parse_origin("train:broken_large/003 flip rot270 scale0.87 at12,40")
     assert key == "broken_large/003" and steps.flip and steps.rotations == 3 and steps.scale == 0.87
-    assert (steps.top, steps.left) == (12, 40)
+    assert steps.places == ((12, 40),)
+    assert parse_origin("train:hole/001 scale1.00 at1,2 at30,40 shift0,3")[1].places == ((1, 2), (30, 40))
     assert parse_origin("user:mask.png") == ("", None)
 
 

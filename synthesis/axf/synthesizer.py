@@ -42,7 +42,8 @@ WORK_DIR_ENV = "AXF_WORK_DIR"
 
 class AXFSynthesizer(Synthesizer):
     Config: ClassVar[type[BaseModel]] = AXFConfig
-    # 3: diffusers' EMA and transformers' warm-up cosine schedule, encoders run per caption / per window
+    # 3: diffusers' EMA and transformers' warm-up cosine schedule, encoders run per caption / per window;
+    #    generates on plan 2 (caption-planned masks, captions chosen by the normal image)
     version: ClassVar[str] = "3"
     description: ClassVar[str] = (
         "AnomalyXFusion: multi-modal In-Fusion (caption, masked defect image + learnable defect tokens, mask) "

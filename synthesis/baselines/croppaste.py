@@ -7,9 +7,9 @@ operation", ICME 2021, arXiv:2007.09438), the Crop&Paste baseline of AnomalyDiff
 image and mask and the mean colour just around the defect. Generation fills the plan's mask:
 
 * the plan's mask is an augmented copy of one training mask, and ``spec.mask_origin`` says which
-  (``train:<defect>/<id> [flip] [rotN] scaleS atT,L``). The crop of that anomaly is flipped,
-  turned and resized the same way, and placed at the same spot, so the pasted defect pixels line
-  up with the mask. The scale is printed with two decimals, so the exact patch size is
+  (``train:<defect>/<id> [flip] [rotN] scaleS atT,L [atT,L ...]``). The crop of that anomaly is
+  flipped, turned and resized the same way, and placed at the same spot (at every spot, when the
+  caption asked for several components), so the pasted defect pixels line up with the mask. The scale is printed with two decimals, so the exact patch size is
   recovered by trying the sizes that rounding allows and keeping the one whose mask contains
   the planned mask;
 * for a user mask, or an origin that cannot be matched, the named (else a seeded) anomaly of
@@ -63,8 +63,7 @@ class Steps:
     flip: bool
     rotations: int
     scale: float
-    top: int
-    left: int
+    places: tuple[tuple[int, int], ...]  # top-left of every placed copy
 
 
 def parse_origin(origin: str) -> tuple[str, Steps | None]:
@@ -72,7 +71,7 @@ def parse_origin(origin: str) -> tuple[str, Steps | None]:
     if not origin.startswith("train:"):
         return "", None
     key, _, rest = origin[len("train:"):].partition(" ")
-    flip, rotations, scale, at = False, 0, None, None
+    flip, rotations, scale, places = False, 0, None, []
     for token in rest.split():
         if token == "flip":
             flip = True
@@ -82,10 +81,10 @@ def parse_origin(origin: str) -> tuple[str, Steps | None]:
             scale = float(token[5:])
         elif token.startswith("at"):
             top, _, left = token[2:].partition(",")
-            at = (int(top), int(left))
-    if scale is None or at is None:
+            places.append((int(top), int(left)))
+    if scale is None or not places:
         return key, None
-    return key, Steps(flip, rotations, scale, *at)
+    return key, Steps(flip, rotations, scale, tuple(places))
 
 
 def _orient(array: np.ndarray, steps: Steps) -> np.ndarray:
@@ -100,7 +99,7 @@ class CropPasteSynthesizer(Synthesizer):
     """Paste the real few-shot defects into the planned masks."""
 
     Config = CropPasteConfig
-    version = "1"
+    version = "2"  # 2: several copies when the plan places several (caption-planned masks, synthesis.plan 2)
     description = ("Crop & Paste: the training third's real defects, cut with their masks, transformed like the "
                    "planned mask and pasted into it with colour matching and feathered edges.")
     reference = "Lin et al., crop-and-paste for few-shot defect segmentation, ICME 2021, arXiv:2007.09438"
@@ -133,8 +132,9 @@ class CropPasteSynthesizer(Synthesizer):
         return self._record_fit(train, seconds=time.perf_counter() - started, crops=len(self.crops))
 
     # ---- generation -----------------------------------------------------------------------
-    def _aligned_patch(self, crop: Crop, steps: Steps, target: np.ndarray) -> tuple[np.ndarray, tuple[int, int]] | None:
-        """The crop's image transformed like the planned mask, and its top-left; None if it does not fit."""
+    def _aligned_patch(self, crop: Crop, steps: Steps, target: np.ndarray
+                       ) -> tuple[np.ndarray, tuple[tuple[int, int], ...]] | None:
+        """The crop's image transformed like the planned mask, and the top-left of every copy; None if it does not fit."""
         height, width = target.shape
         mask = _orient(crop.mask, steps)
         best = None
@@ -143,10 +143,12 @@ class CropPasteSynthesizer(Synthesizer):
             new_w = max(1, min(width, round(mask.shape[1] * scale)))
             if best is not None and best[0] == (new_h, new_w):
                 continue
-            if steps.top + new_h > height or steps.left + new_w > width:
+            if any(top + new_h > height or left + new_w > width for top, left in steps.places):
                 continue
             placed = np.zeros_like(target)
-            placed[steps.top:steps.top + new_h, steps.left:steps.left + new_w] = resize(mask, new_h, new_w)
+            resized = resize(mask, new_h, new_w)
+            for top, left in steps.places:
+                placed[top:top + new_h, left:left + new_w] |= resized
             if not (target & ~placed).any():  # the planned mask is this placement, maybe clipped to the foreground
                 overlap = (target & placed).sum() / max(1, placed.sum())
                 if best is None or overlap > best[1]:
@@ -154,7 +156,7 @@ class CropPasteSynthesizer(Synthesizer):
         if best is None:
             return None
         (new_h, new_w), _ = best
-        return resize(_orient(crop.image, steps), new_h, new_w), (steps.top, steps.left)
+        return resize(_orient(crop.image, steps), new_h, new_w), steps.places
 
     def _choose(self, key: str, defect_type: str, rng: np.random.Generator) -> Crop:
         if key in self.crops:
@@ -173,10 +175,11 @@ class CropPasteSynthesizer(Synthesizer):
         placed = self._aligned_patch(crop, steps, target) if steps is not None and key == crop.key else None
         if placed is None:  # user mask or unknown origin: stretch the crop onto the mask's bounding box
             rows, cols = bbox(target)
-            placed = resize(crop.image, rows.stop - rows.start, cols.stop - cols.start), (rows.start, cols.start)
-        patch, (top, left) = placed
+            placed = resize(crop.image, rows.stop - rows.start, cols.stop - cols.start), ((rows.start, cols.start),)
+        patch, places = placed
         source = np.zeros_like(normal, dtype=np.float32)
-        source[top:top + patch.shape[0], left:left + patch.shape[1]] = patch
+        for top, left in places:
+            source[top:top + patch.shape[0], left:left + patch.shape[1]] = patch
         image = normal.astype(np.float32)
         if self.config.colour_match > 0:
             shift = ring_mean(normal, target, self._ring_width(normal.shape[0])) - crop.ring
