@@ -151,11 +151,12 @@ def build_request(args: argparse.Namespace):  # noqa: ANN201 -> (RunRequest, Pro
     return request, protocol, notes
 
 
-def _plugin_specs(args: argparse.Namespace) -> list[str]:
+def _plugin_specs(args: argparse.Namespace) -> dict[str, list[str]]:
     """The plugin classes (``package.module:ClassName``) of a run, which every worker registers again."""
     from synthesis import plugins
 
-    return [spec for spec in [*args.synth, *(args.detectors or [])] if plugins.is_class_spec(spec)]
+    return {"synthesizers": [spec for spec in args.synth if plugins.is_class_spec(spec)],
+            "detectors": [spec for spec in args.detectors or [] if plugins.is_class_spec(spec)]}
 
 
 def _claim_out(args: argparse.Namespace, out: str) -> Path:

@@ -17,14 +17,14 @@ two functions, so they produce the same files; only *where* a job runs differs.
 
 from __future__ import annotations
 
-import functools
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from benchmark import external, stages
 from benchmark.context import CategoryContext, load_category
@@ -55,7 +55,9 @@ class PlanFile(BaseModel):
 
     format: int = PLAN_FORMAT
     request: RunRequest
-    plugins: list[str] = []  # plugin class specs (package.module:Class) the workers register before planning
+    #: plugin classes (``package.module:ClassName``) every worker registers before planning, by what they are
+    synthesizer_plugins: list[str] = []
+    detector_plugins: list[str] = []
     jobs: list[PlannedJob]
 
     def job(self, key: str, path: Path) -> PlannedJob:
@@ -171,18 +173,21 @@ def plan_path(out: Path) -> Path:
     return Path(out) / PLAN_FILE
 
 
-def build_plan_file(request: RunRequest, plugins: list[str], plans: list[CategoryPlan]) -> PlanFile:
+def build_plan_file(request: RunRequest, plugins: dict[str, list[str]], plans: list[CategoryPlan]) -> PlanFile:
     jobs = [PlannedJob(key=s.job.key, kind=s.job.kind, label=s.job.label, category=plan.context.category,
                        deps=s.job.deps) for plan in plans for s in steps(plan, request)]
     unique = list({job.key: job for job in jobs}.values())
-    return PlanFile(request=request, plugins=plugins, jobs=unique)
+    return PlanFile(request=request, synthesizer_plugins=plugins.get("synthesizers", []),
+                    detector_plugins=plugins.get("detectors", []), jobs=unique)
 
 
 def write_plan(plan_file: PlanFile, out: Path) -> Path:
     from benchmark.store import _atomic_write
 
     path = plan_path(out)
-    _atomic_write(path, plan_file.model_dump_json(indent=2) + "\n")
+    text = plan_file.model_dump_json(indent=2) + "\n"
+    _atomic_write(path, text)
+    _CONTEXTS_PLAN[0] = hashlib.sha256(text.encode()).hexdigest()  # the categories just planned serve this plan
     return path
 
 
@@ -192,35 +197,50 @@ def read_plan(out: Path) -> PlanFile:
         raise FileNotFoundError(f"{path}: no plan here; write one with `python -m benchmark plan ... --out {out}` "
                                 "(or start `python -m benchmark run`)")
     try:
-        plan_file = PlanFile.model_validate_json(path.read_text(encoding="utf-8"))
-    except (OSError, ValidationError) as err:
+        text = path.read_text(encoding="utf-8")
+        plan_file = PlanFile.model_validate_json(text)
+    except (OSError, ValueError) as err:
         raise ValueError(f"{path}: not a readable plan ({str(err).splitlines()[0]})") from None
     if plan_file.format != PLAN_FORMAT:
         raise ValueError(f"{path}: plan format {plan_file.format}, this version reads {PLAN_FORMAT}")
+    use_plan(hashlib.sha256(text.encode()).hexdigest())
     return plan_file
 
 
-def register_plugins(specs: list[str]) -> None:
+def register_plugins(plan_file: PlanFile) -> None:
     """Register the run's plugin synthesizers and detectors in this process (a worker starts with none)."""
-    from benchmark.detectors import DETECTORS, resolve as resolve_detector
-    from synthesis import plugins, registry
+    from benchmark.detectors import resolve as resolve_detector
+    from synthesis import registry
 
-    for spec in specs:
-        if not plugins.is_class_spec(spec):
-            continue
-        try:
-            registry.resolve(spec)
-        except (KeyError, ValueError, TypeError):
-            if spec not in DETECTORS:
-                resolve_detector(spec)
+    for spec in plan_file.synthesizer_plugins:
+        registry.resolve(spec)
+    for spec in plan_file.detector_plugins:
+        resolve_detector(spec)
 
 
-@functools.lru_cache(maxsize=4)
+#: Categories loaded in this process, for one plan at a time (see :func:`use_plan`); four at most: a
+#: category of real data holds its decoded training and test images.
+_CONTEXTS: dict[tuple[str | None, ...], CategoryContext] = {}
+_CONTEXTS_PLAN: list[str] = [""]
+MAX_CONTEXTS = 4
+
+
+def use_plan(plan_sha256: str) -> None:
+    """Keep the loaded categories only while they serve the same plan file: a new plan (a new command, or
+    data that changed since) loads its categories afresh; a Ray worker serves many jobs of one plan."""
+    if _CONTEXTS_PLAN[0] != plan_sha256:
+        _CONTEXTS.clear()
+        _CONTEXTS_PLAN[0] = plan_sha256
+
+
 def _context(protocol_id: str, subset: str, category: str, data_root: str | None,
              caption_source: str | None) -> CategoryContext:
-    """A category loaded once per process (planning, then running its jobs; a worker runs many jobs of few
-    categories). Four at most: a category of real data holds its decoded training and test images."""
-    return load_category(get_protocol(protocol_id), subset, category, data_root, caption_source)
+    key = (protocol_id, subset, category, data_root, caption_source)
+    if key not in _CONTEXTS:
+        while len(_CONTEXTS) >= MAX_CONTEXTS:
+            _CONTEXTS.pop(next(iter(_CONTEXTS)))
+        _CONTEXTS[key] = load_category(get_protocol(protocol_id), subset, category, data_root, caption_source)
+    return _CONTEXTS[key]
 
 
 def category_plan(request: RunRequest, category: str) -> CategoryPlan:
@@ -238,7 +258,7 @@ def run_job(out: Path, key: str) -> dict[str, Any]:
     """
     out = Path(out)
     plan_file = read_plan(out)
-    register_plugins(plan_file.plugins)
+    register_plugins(plan_file)
     planned = plan_file.job(key, plan_path(out))
     store = JobStore(out)
     request = plan_file.request
@@ -309,7 +329,7 @@ def assemble(out: Path) -> tuple[list[tuple[ResultRecord, Path]], list[Path]]:
 
     out = Path(out)
     plan_file = read_plan(out)
-    register_plugins(plan_file.plugins)
+    register_plugins(plan_file)
     request = plan_file.request
     store = JobStore(out)
     environment = collect_environment(request.device)

@@ -348,22 +348,23 @@ def _ray_executor(address: str | None = None) -> Any:
 EXECUTORS: dict[str, Any] = {"local": LocalExecutor, "ray": _ray_executor}
 
 
-def plan_run(request: RunRequest, protocol: Protocol, plugins: list[str] | None = None) -> Any:  # -> PlanFile
+def plan_run(request: RunRequest, protocol: Protocol, plugins: dict[str, list[str]] | None = None) -> Any:  # PlanFile
     """Plan every category of the request and write ``<out>/plan.json`` (what workers and ``assemble`` read)."""
     from benchmark import jobs
 
+    jobs.use_plan("")  # a new command: its categories are loaded afresh
     plans = []
     for category in request.categories:
         plan = jobs.category_plan(request, category)
         logger.info("%s/%s: split %s", request.subset, category, plan.context.split.summary())
         plans.append(plan)
-    plan_file = jobs.build_plan_file(request, plugins or [], plans)
+    plan_file = jobs.build_plan_file(request, plugins or {}, plans)
     jobs.write_plan(plan_file, Path(request.out))
     return plan_file
 
 
 def run_benchmark(request: RunRequest, protocol: Protocol, executor: str = "local", ray_address: str | None = None,
-                  plugins: list[str] | None = None) -> tuple[list[tuple[ResultRecord, Path]], list[Path]]:
+                  plugins: dict[str, list[str]] | None = None) -> tuple[list[tuple[ResultRecord, Path]], list[Path]]:
     """Plan the request, execute every job with ``executor``, assemble one result record per (synthesizer |
     reference, category) and the plots: the records and the plots written."""
     from benchmark import jobs
