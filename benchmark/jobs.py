@@ -64,7 +64,7 @@ class PlanFile(BaseModel):
         for job in self.jobs:
             if job.key == key:
                 return job
-        raise KeyError(f"{path}: no job with key {key!r} in this plan (`python -m benchmark job list --out "
+        raise ValueError(f"{path}: no job with key {key!r} in this plan (`python -m benchmark job list --out "
                        f"{path.parent}` lists them)")
 
     def counts(self) -> dict[str, int]:
