@@ -83,6 +83,7 @@ def local_ray(kill_dir: Path, demo_root: Path):  # noqa: ANN201
     ray.shutdown()
 
 
+@pytest.mark.grid  # ~27 min under load: `make test-grid`; left out of the default suite (tests/conftest.py)
 def test_in_process_on_ray_and_by_job_run_give_identical_records(tmp_path: Path, local_ray) -> None:  # noqa: ANN001
     local, on_ray, by_key = tmp_path / "local", tmp_path / "ray", tmp_path / "job-run"
     code, _, err = _benchmark(["run", *GRID, "--out", local])
