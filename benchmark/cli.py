@@ -1,11 +1,14 @@
-"""``python -m benchmark run | list | plan | table``.
+"""``python -m benchmark run | list | plan | job run | job list | assemble | table | compare``.
 
 ``run`` trains/fits each synthesizer on the few-shot split of each category, generates the
 protocol's number of anomalies, checks the set for copies of test images, scores fidelity and
 downstream detectors, and writes one versioned result JSON per (synthesizer, category) under
 ``<out>/results/`` (the leaderboard layout), with the qualitative grid and metric plots beside it.
 With no data root it runs on the embedded demo data under the smoke protocol and says so.
-Re-running resumes from the job cache in ``<out>/cache``.
+Re-running resumes from the job cache in ``<out>/cache``. ``plan`` writes the run's jobs to
+``<out>/plan.json``; ``job run --out DIR KEY`` runs one of them anywhere that sees ``DIR`` (a Slurm array,
+Kubernetes) and ``assemble --out DIR`` writes the records from the finished jobs: ``run`` does the same
+three steps, its jobs in this process or, with ``--executor ray``, as Ray tasks.
 
 ``--synth`` takes a registered name, a plugin class (``package.module:ClassName``) or a generated
 set made elsewhere (``folder:PATH`` with ``--layout``), which is imported and scored the same way.
@@ -27,7 +30,8 @@ from mvtec_caption.output_folder import OutputKind
 
 #: What ``run`` writes (see :mod:`mvtec_caption.output_folder`); the layout lets run folders written
 #: before output markers existed be recognised.
-RUN_OUTPUT = OutputKind("benchmark", "run", layout=("cache", "results", "plots", "logs"), requires=("logs/benchmark.log",))
+RUN_OUTPUT = OutputKind("benchmark", "run", layout=("cache", "results", "plots", "logs", "plan.json"),
+                        requires=("logs/benchmark.log",))
 
 
 _HANDLERS: list[logging.Handler] = []
@@ -156,52 +160,110 @@ def build_request(args: argparse.Namespace) -> RunSetup:
     return RunSetup(request, notes, source)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from benchmark.pipeline import run_benchmark
-    from benchmark.report import format_table, write_metric_plots
+def _plugin_specs(args: argparse.Namespace) -> dict[str, list[str]]:
+    """The plugin classes (``package.module:ClassName``) of a run, which every worker registers again."""
+    from synthesis import plugins
 
+    return {"synthesizers": [spec for spec in args.synth if plugins.is_class_spec(spec)],
+            "detectors": [spec for spec in args.detectors or [] if plugins.is_class_spec(spec)]}
+
+
+def _claim_out(args: argparse.Namespace, out: str) -> Path:
+    from mvtec_caption.output_folder import claim_output_folder, data_roots
+
+    roots = data_roots([("--data-root", args.data_root), ("--caption-source", args.caption_source)])
+    return claim_output_folder(out, RUN_OUTPUT, roots)
+
+
+def _print_results(written, plots) -> None:  # noqa: ANN001
+    from benchmark.report import format_table
+
+    for plot in plots:
+        print(f"plot: {plot}", file=sys.stderr)
+    print(format_table([record for record, _ in written]))
+    for _, path in written:
+        print(f"result: {path}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from benchmark.pipeline import EXECUTORS, run_benchmark
+
+    if args.executor not in EXECUTORS:
+        raise ValueError(f"unknown --executor {args.executor!r}; known: {', '.join(EXECUTORS)}")
+    if args.ray_address and args.executor != "ray":
+        raise ValueError("--ray-address is for --executor ray")
     request, notes, source = build_request(args)
     protocol = request.protocol
     from mvtec_caption.runtime import set_threads
 
     set_threads(args.threads)
-    from mvtec_caption.output_folder import claim_output_folder, data_roots
-
-    roots = data_roots([("--data-root", args.data_root), ("--caption-source", args.caption_source)])
-    out = claim_output_folder(request.out, RUN_OUTPUT, roots)
+    out = _claim_out(args, request.out)
     log_file = _configure_logging(out)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     shown = [request.external[s].name if s in request.external else s for s in request.synthesizers]
     print(f"protocol {protocol.id}: {protocol.title} ({protocol.image_size}px, {protocol.n_generated_per_defect} "
           f"generated per defect type); {request.subset} {', '.join(request.categories)}; synthesizers "
-          f"{', '.join(shown)}; detectors {', '.join(request.detectors)}; out {out}; log {log_file}",
-          file=sys.stderr)
-    written = run_benchmark(request, source=source)
-    records = [record for record, _ in written]
-    for name in {r.synthesizer_name for r in records}:
-        mine = [r for r in records if r.synthesizer_name == name]
-        plot = write_metric_plots(mine, out / "plots" / f"{name}--{protocol.slug}--{request.subset}.png")
-        if plot:
-            print(f"plot: {plot}", file=sys.stderr)
-    print(format_table(records))
-    for _, path in written:
-        print(f"result: {path}")
+          f"{', '.join(shown)}; detectors {', '.join(request.detectors)}; executor {args.executor}; out {out}; "
+          f"log {log_file}", file=sys.stderr)
+    written, plots = run_benchmark(request, source, args.executor, args.ray_address, _plugin_specs(args))
+    _print_results(written, plots)
     return 0
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    """Print the jobs of a run (kind, key, deps, params) as JSON, for other executors."""
-    from benchmark.context import load_category
-    from benchmark.pipeline import plan_category
+    """Write ``<out>/plan.json`` and print the jobs of a run (kind, key, deps, params, wave) as JSON, with the
+    job count of each kind: what ``job run``, ``assemble`` and other executors work from."""
+    from benchmark.jobs import steps
+    from benchmark.pipeline import plan_run
 
     request, notes, source = build_request(args)
+    _claim_out(args, request.out)
+    plan_file = plan_run(request, _plugin_specs(args), source)
+    from benchmark import jobs as job_steps
+
+    waves = plan_file.depths()
     jobs = []
     for category in request.categories:
-        ctx = load_category(request.protocol, request.subset, category, source=source)
-        for job in plan_category(request, ctx).jobs():
-            jobs.append({"key": job.key, **job.model_dump(mode="json")})
-    print(json.dumps({"request": request.model_dump(mode="json"), "notes": notes, "jobs": jobs}, indent=2))
+        for step in steps(job_steps.category_plan(request, category), request):
+            job = step.job
+            jobs.append({"key": job.key, "wave": waves[job.key], **job.model_dump(mode="json")})
+    print(json.dumps({"request": request.model_dump(mode="json"), "notes": notes, "plan_file": str(
+        job_steps.plan_path(Path(request.out))), "counts": plan_file.counts(), "jobs": jobs}, indent=2))
+    return 0
+
+
+def cmd_job(args: argparse.Namespace) -> int:
+    """``job run --out DIR KEY``: one job of ``DIR/plan.json`` here; ``job list --out DIR``: its jobs in order."""
+    from benchmark.jobs import plan_path, read_plan, run_job
+
+    out = Path(args.out)
+    if args.job_command == "list":
+        plan_file = read_plan(out)
+        waves = plan_file.depths()
+        for job in plan_file.jobs:
+            print(job.key if args.keys else f"{job.key}\t{waves[job.key]}\t{job.kind}\t{job.label}")
+        return 0
+    from mvtec_caption.runtime import set_threads
+
+    set_threads(args.threads)
+    read_plan(out)  # a missing or bad plan is one error line, before the log is touched
+    _configure_logging(out)
+    result = run_job(out, args.key)
+    print(f"{'cached' if result['cached'] else 'done'}: {result['label']} ({result['key']}) in {plan_path(out).parent}",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_assemble(args: argparse.Namespace) -> int:
+    """Write the result records and plots of ``DIR/plan.json`` from its finished jobs (after ``job run``)."""
+    from benchmark.jobs import assemble, read_plan
+
+    out = Path(args.out)
+    read_plan(out)
+    _configure_logging(out)
+    written, plots = assemble(out)
+    _print_results(written, plots)
     return 0
 
 
@@ -314,16 +376,37 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=bounded_int(1, 1024, "CPU threads"), help=THREADS_HELP)
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "plan": cmd_plan, "table": cmd_table, "compare": cmd_compare}
+COMMANDS = {"run": cmd_run, "list": cmd_list, "plan": cmd_plan, "table": cmd_table, "compare": cmd_compare,
+            "job": cmd_job, "assemble": cmd_assemble}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    _run_options(commands.add_parser("run", help="run the benchmark"))
+    run = commands.add_parser("run", help="run the benchmark")
+    _run_options(run)
+    run.add_argument("--executor", default="local", help="where jobs run: local (this process, the default) or ray")
+    run.add_argument("--ray-address", help="with --executor ray: the cluster to join (auto, or HOST:PORT of "
+                                           "`ray start --head`); default: a local Ray sized to this machine")
     commands.add_parser("list", help="synthesizers, detectors, metrics and protocols")
-    _run_options(commands.add_parser("plan", help="print the jobs of a run as JSON (for other executors)"))
+    _run_options(commands.add_parser("plan", help="write OUT/plan.json and print the jobs of a run as JSON, with "
+                                                  "job counts per kind (for job run, assemble and other executors)"))
+    job = commands.add_parser("job", help="the jobs of a plan: run one (any scheduler), or list them in order")
+    job_commands = job.add_subparsers(dest="job_command", required=True)
+    job_run = job_commands.add_parser("run", help="run one job of OUT/plan.json by its key (its dependencies done)")
+    job_run.add_argument("--out", required=True, help="the run folder holding plan.json (shared by every worker)")
+    job_run.add_argument("key", help="the job's key (`job list --out OUT`)")
+    from mvtec_caption.runtime import THREADS_HELP
+
+    job_run.add_argument("--threads", type=bounded_int(1, 1024, "CPU threads"), help=THREADS_HELP)
+    job_list = job_commands.add_parser("list", help="the jobs of OUT/plan.json in dependency order: key, wave, kind, "
+                                                    "label (tab-separated); a wave only needs earlier waves done")
+    job_list.add_argument("--out", required=True, help="the run folder holding plan.json")
+    job_list.add_argument("--keys", action="store_true", help="only the keys, one a line")
+    assemble = commands.add_parser("assemble", help="write the result records and plots of OUT/plan.json from its "
+                                                    "finished jobs")
+    assemble.add_argument("--out", required=True, help="the run folder holding plan.json")
     table = commands.add_parser("table", help="the table of the result records below a folder")
     table.add_argument("results", help="a folder of result JSON (e.g. runs/benchmark/results or leaderboard/results)")
     table.add_argument("--markdown", action="store_true", help="Markdown instead of terminal text")

@@ -1,4 +1,4 @@
-"""Plan a benchmark run as content-addressed jobs, execute them locally, assemble result records.
+"""Plan a benchmark run as content-addressed jobs, execute them (here or on Ray), assemble result records.
 
 Per category: ``fit`` (synthesizer on the few-shot split) -> ``generate`` (the protocol's number
 of images per defect type) -> ``contamination`` (the set against the test images), ``fidelity``
@@ -6,7 +6,9 @@ of images per defect type) -> ``contamination`` (the set against the test images
 synthesis run once per category as the reference row. An imported set (``folder:PATH``, see
 :mod:`benchmark.external`) has a ``fit`` that only describes it and a ``generate`` that imports it.
 Each job's output is cached by key (see :mod:`benchmark.store`), so re-running a command
-resumes; ``--overwrite`` drops the cached outputs of the planned jobs first.
+resumes; ``--overwrite`` drops the cached outputs of the planned jobs first. Where jobs run is an
+executor's choice (:data:`EXECUTORS`); what a job does and how records are assembled is
+:mod:`benchmark.jobs`, the same for every executor.
 """
 
 from __future__ import annotations
@@ -22,9 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
 from benchmark import external, stages
-from benchmark.context import CategoryContext, load_category
+from benchmark.context import CategoryContext
 from benchmark.external import ExternalSetRequest
-from benchmark.environment import collect_environment
 from benchmark.protocols import Protocol, get_protocol
 from benchmark.results import (
     NO_SYNTHESIS,
@@ -39,11 +40,9 @@ from benchmark.results import (
     SynthesizerRef,
     UncertaintyRef,
     summarize_repetitions,
-    write_result_once,
 )
 from benchmark.store import Job, JobStore
-from mvtec_caption.atomic import write_bytes
-from mvtec_caption.loader import DataSource, locate_dataset
+from mvtec_caption.loader import DataSource
 from synthesis.checkpoint import read_checkpoint_info
 
 logger = logging.getLogger("benchmark")
@@ -216,59 +215,6 @@ def _weights_params(detector: str, request: RunRequest) -> dict[str, Any]:
     return {"weights_dir": request.weights_dir, "allow_download": request.allow_download}
 
 
-class Executor:
-    """Runs jobs in dependency order on this machine, skipping those already in the store."""
-
-    def __init__(self, request: RunRequest, store: JobStore):
-        self.request = request
-        self.store = store
-
-    def run(self, job: Job, work: Any) -> dict[str, Any]:
-        return self.store.run(job, work)  # cached, done by another process meanwhile, or done here under its lock
-
-    def execute(self, plan: CategoryPlan, bar: tqdm) -> None:
-        ctx, request, store = plan.context, self.request, self.store
-        seen: set[str] = set()
-
-        def once(job: Job, work: Any) -> None:
-            if job.key not in seen:
-                seen.add(job.key)
-                self.run(job, work)
-                bar.update(1)
-
-        for seeds in plan.seeds:
-            rep = seeds.index
-            for name in request.synthesizers:
-                fit_job, generate_job = plan.fits[rep, name], plan.generates[rep, name]
-                if name in request.external:
-                    ext, content = request.external[name], plan.content_hashes[name]
-                    once(fit_job, lambda work, e=ext, c=content: external.describe(ctx, e, c, work))
-                    once(generate_job, lambda work, e=ext, c=content: external.import_(ctx, e, c, work))
-                else:
-                    once(fit_job, lambda work, n=name, j=fit_job: stages.fit(
-                        ctx, n, j.params["config"], request.device, work, request.progress))
-                    fit_folder = store.folder(fit_job)
-                    once(generate_job, lambda work, n=name, f=fit_folder, s=seeds.generation: stages.generate(
-                        ctx, n, f, s, request.device, work, request.progress))
-                set_folder = store.folder(generate_job) / "samples"
-                set_sha256 = store.output(generate_job)["set_sha256"]
-                once(plan.contaminations[rep, name], lambda work, f=set_folder, h=set_sha256: stages.contamination(
-                    ctx, f, work, expected_set_sha256=h))
-                fidelity_job = plan.fidelities[rep, name]
-                once(fidelity_job, lambda work, f=set_folder, h=set_sha256, j=fidelity_job: stages.fidelity(
-                    ctx, f, j.params["metrics"], request.weights_dir, request.allow_download,
-                    request.device, work, request.progress, expected_set_sha256=h))
-            for (job_rep, name, detector), job in plan.detections.items():
-                if job_rep != rep:
-                    continue
-                generated = None if name == NO_SYNTHESIS else plan.generates[rep, name]
-                set_folder = store.folder(generated) / "samples" if generated else None
-                set_sha256 = store.output(generated)["set_sha256"] if generated else None
-                once(job, lambda work, d=detector, s=set_folder, h=set_sha256, j=job: stages.detect(
-                    ctx, d, j.params["config"], j.params["seed"], s, request.device, work, request.progress,
-                    request.keep_models, request.weights_dir, request.allow_download, expected_set_sha256=h))
-
-
 def _comparability(ctx: CategoryContext, fidelity: list[MetricResult],
                    detectors: list[str] | None = None) -> tuple[bool, list[str]]:
     notes = []
@@ -383,51 +329,80 @@ def assemble(request: RunRequest, plan: CategoryPlan, store: JobStore, synth: st
     )
 
 
-def run_benchmark(request: RunRequest, source: DataSource | None = None) -> list[tuple[ResultRecord, Path]]:
-    """Execute every job of the request and write one result record per (synthesizer | reference, category).
+class LocalExecutor:
+    """Runs every job in this process, in dependency order (the default executor)."""
 
-    The data is located once (or ``source``, located by the caller, is reused) and each category scanned once."""
-    out = Path(request.out)
-    store = JobStore(out)
-    environment = collect_environment(request.device)  # the code as it is when the run starts
-    written: list[tuple[ResultRecord, Path]] = []
-    if source is None:
-        source = locate_dataset(request.subset, request.data_root, request.categories,
-                                caption_source=request.caption_source)
+    name = "local"
+
+    def __init__(self, address: str | None = None):
+        if address:
+            raise ValueError("--ray-address is for --executor ray")
+
+    def execute(self, plan_file: Any, out: Path, progress: bool) -> None:  # PlanFile
+        from benchmark import jobs
+
+        request, store = plan_file.request, JobStore(out)
+        with tqdm(total=len(plan_file.jobs), desc="jobs", unit="job", disable=not progress, position=0) as bar:
+            for category in request.categories:
+                plan = jobs.category_plan(request, category)
+                for step in jobs.steps(plan, request):
+                    jobs.run_step(request, plan, store, step)  # cached, done by another process, or done here
+                    bar.update(1)
+
+
+def _ray_executor(address: str | None = None) -> Any:
+    from benchmark.ray_executor import RayExecutor  # imports ray: only when asked for
+
+    return RayExecutor(address)
+
+
+#: ``--executor`` name -> a factory taking ``--ray-address``; each runs the jobs of a plan file (see
+#: :mod:`benchmark.jobs`), and assembling the records is the same step for all of them.
+EXECUTORS: dict[str, Any] = {"local": LocalExecutor, "ray": _ray_executor}
+
+
+def plan_run(request: RunRequest, plugins: dict[str, list[str]] | None = None,
+             source: DataSource | None = None) -> Any:  # PlanFile
+    """Plan every category of the request and write ``<out>/plan.json`` (what workers and ``assemble`` read).
+
+    The data is located once (or ``source``, located by the caller, is reused) and each category scanned
+    once; the executor and ``assemble`` of this command reuse the categories loaded here."""
+    from benchmark import jobs
+
+    jobs.use_plan("")  # a new command: its categories are loaded afresh
+    if source is not None:
+        jobs.use_source(request, source)
+    plans = []
     for category in request.categories:
-        ctx = load_category(request.protocol, request.subset, category, source=source)
-        plan = plan_category(request, ctx)
-        logger.info("%s/%s: split %s", request.subset, category, ctx.split.summary())
-        if request.overwrite:
-            for job in plan.jobs():
+        plan = jobs.category_plan(request, category)
+        logger.info("%s/%s: split %s", request.subset, category, plan.context.split.summary())
+        plans.append(plan)
+    plan_file = jobs.build_plan_file(request, plugins or {}, plans)
+    jobs.write_plan(plan_file, Path(request.out))
+    return plan_file
+
+
+def run_benchmark(request: RunRequest, source: DataSource | None = None, executor: str = "local",
+                  ray_address: str | None = None, plugins: dict[str, list[str]] | None = None,
+                  ) -> tuple[list[tuple[ResultRecord, Path]], list[Path]]:
+    """Plan the request, execute every job with ``executor``, assemble one result record per (synthesizer |
+    reference, category) and the plots: the records and the plots written.
+
+    The data is located once (or ``source`` is reused) and each category scanned once in this process."""
+    from benchmark import jobs
+
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; known: {', '.join(EXECUTORS)}")
+    runner = EXECUTORS[executor](ray_address)  # a bad address fails before any planning
+    out = Path(request.out)
+    plan_file = plan_run(request, plugins, source)
+    if request.overwrite:
+        store = JobStore(out)
+        for category in request.categories:
+            for job in jobs.category_plan(request, category).jobs():
                 store.forget(job)
-        with tqdm(total=len(plan.jobs()), desc=f"{category} jobs", unit="job", disable=not request.progress,
-                  position=0) as bar:
-            Executor(request, store).execute(plan, bar)
-        names = list(request.synthesizers)
-        if plan.reference_detectors():
-            names.append(NO_SYNTHESIS)
-        for name in names:
-            record = assemble(request, plan, store, name, environment)
-            sets = {r.generated_set_sha256: r.contamination for r in record.repetitions if r.contamination}
-            copies = sum(len(result.matches) for result in sets.values())  # an imported set counts once
-            if copies:
-                logger.warning("%s/%s %s: its generated set(s) hold %d near-copies of test images (listed in the "
-                               "record): not comparable", request.subset, category, record.synthesizer_name, copies)
-            path = out / "results" / record.relative_path()
-            if write_result_once(record, path):
-                logger.info("wrote %s", path)
-            else:
-                logger.info("kept %s: an identical record (same content hash) is already there", path)
-            if name != NO_SYNTHESIS:
-                _copy_grid(store.folder(plan.generates[0, name]) / "grid.png", path.with_suffix(".grid.png"))
-            written.append((record, path))
-    return written
-
-
-def _copy_grid(source: Path, target: Path) -> None:
-    if source.is_file():
-        write_bytes(target, source.read_bytes())  # a concurrent run of the same command never sees half a grid
+    runner.execute(plan_file, out, request.progress)
+    return jobs.assemble(out)
 
 
 def default_out() -> str:

@@ -22,8 +22,8 @@ workers on one file system):
 * **an audit trail**: every completed job appends one line to ``cache/journal.jsonl`` (kind, key,
   label, process, seconds), so "each job was done exactly once" can be checked.
 
-Any executor that runs jobs in dependency order through :meth:`JobStore.run` (a local loop here;
-a distributed engine later) gives the same results.
+Any executor that runs jobs in dependency order through :meth:`JobStore.run` gives the same results:
+the in-process loop, Ray tasks and ``job run`` processes all do (:mod:`benchmark.jobs`).
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ def test_a_planned_run_writes_its_records_and_a_second_run_computes_nothing(tmp_
     # per synthesizer: fit, generate, contamination, fidelity, detect unet; once: the reference row's padim
     assert kinds == sorted(["fit", "generate", "contamination", "fidelity", "detect"] * len(SYNTHESIZERS) + ["detect"])
 
-    written = run_benchmark(request)
+    written, _plots = run_benchmark(request)
     store = JobStore(out)
     assert all(store.is_done(job) for job in jobs)
     computed = [entry["key"] for entry in store.journal()]
@@ -80,6 +80,6 @@ def test_a_planned_run_writes_its_records_and_a_second_run_computes_nothing(tmp_
         raise AssertionError(f"{job.label} was computed again")
 
     monkeypatch.setattr(JobStore, "complete", must_not_run)
-    again = run_benchmark(request)
+    again, _plots = run_benchmark(request)
     assert len(store.journal()) == len(computed)  # no new job in the journal either
     assert [(r.content_hash(), p) for r, p in again] == [(r.content_hash(), p) for r, p in written]

@@ -1,0 +1,178 @@
+"""Executors (issue 13): the same plan run in-process, on Ray and by ``job run`` per key gives the same records;
+a Ray worker killed in the middle of a job does not break the run.
+
+Small on purpose: demo data, smoke protocol, the cheap ``cutpaste`` and ``croppaste`` synthesizers, the
+``padim-effnetlite0`` reference detector (no training). One local Ray with 2 CPUs serves the module.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from contextlib import redirect_stderr, redirect_stdout
+from io import StringIO
+from pathlib import Path
+
+import pytest
+
+from benchmark.store import JobStore
+
+REPO = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+COMMON = ["--dataset", "demo", "--categories", "disc", "weave", "--detectors", "padim-effnetlite0", "--no-progress",
+          "--no-download", "--threads", "1"]
+GRID = ["--synth", "cutpaste", "--synth", "croppaste", *COMMON]
+
+
+def _benchmark(argv: list[str | Path]) -> tuple[int, str, str]:
+    """``python -m benchmark`` in this process (stdout, stderr captured), dropping the log handlers it adds."""
+    from benchmark.cli import main
+
+    root = logging.getLogger()
+    before = list(root.handlers)
+    out, err = StringIO(), StringIO()
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            code = main([str(a) for a in argv])
+        return code, out.getvalue(), err.getvalue()
+    finally:
+        for handler in root.handlers[:]:
+            if handler not in before:
+                root.removeHandler(handler)
+                handler.close()
+
+
+def _records(run: Path) -> dict[str, str]:
+    from benchmark.results import load_result
+
+    return {p.relative_to(run / "results").as_posix(): load_result(p).content_hash()
+            for p in sorted((run / "results").rglob("*.json"))}
+
+
+def _each_job_once(run: Path) -> list[dict]:
+    plan = json.loads((run / "plan.json").read_text())
+    journal = JobStore(run).journal()
+    assert sorted(e["key"] for e in journal) == sorted(j["key"] for j in plan["jobs"])  # every job, each once
+    assert not list((run / "cache").rglob("*.partial")) and not list((run / "cache").rglob(".*retired*"))
+    return journal
+
+
+@pytest.fixture(scope="module")
+def kill_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("kill")
+
+
+@pytest.fixture(scope="module")
+def local_ray(kill_dir: Path, demo_root: Path):  # noqa: ANN201
+    """A local Ray of 2 CPUs for the module; its workers find the test plugins and the kill folder."""
+    ray = pytest.importorskip("ray")
+    from executor_helpers import KILL_DIR_ENV
+
+    path = os.pathsep.join([str(TESTS), str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": path, KILL_DIR_ENV: str(kill_dir)}})
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.grid  # ~27 min under load: `make test-grid`; left out of the default suite (tests/conftest.py)
+def test_in_process_on_ray_and_by_job_run_give_identical_records(tmp_path: Path, local_ray) -> None:  # noqa: ANN001
+    local, on_ray, by_key = tmp_path / "local", tmp_path / "ray", tmp_path / "job-run"
+    code, _, err = _benchmark(["run", *GRID, "--out", local])
+    assert code == 0, err
+    code, _, err = _benchmark(["run", *GRID, "--executor", "ray", "--out", on_ray])
+    assert code == 0, err
+
+    code, printed, err = _benchmark(["plan", *GRID, "--out", by_key])
+    assert code == 0, err
+    plan = json.loads(printed)
+    assert plan["counts"] == {"fit": 4, "generate": 4, "contamination": 4, "fidelity": 4, "detect": 2}
+    generate = next(j for j in plan["jobs"] if j["kind"] == "generate")
+    code, _, err = _benchmark(["job", "run", "--out", by_key, generate["key"]])  # its fit is not done yet
+    assert code == 2 and err.startswith("error: ") and f"{generate['label']} needs fit " in err and "done first" in err
+    code, _, err = _benchmark(["assemble", "--out", by_key])
+    assert code == 2 and err.startswith("error: ") and "job(s) of disc not done" in err
+    code, _, err = _benchmark(["job", "run", "--out", by_key, "0" * 24])
+    assert code == 2 and f"{by_key / 'plan.json'}: no job with key" in err
+
+    python = sys.executable
+    script = f"""set -e
+        for key in $("{python}" -m benchmark job list --out "{by_key}" --keys); do
+            "{python}" -m benchmark job run --out "{by_key}" --threads 1 "$key"
+        done
+        "{python}" -m benchmark assemble --out "{by_key}" > /dev/null"""
+    shell = subprocess.run(["bash", "-c", script], cwd=REPO, capture_output=True, text=True, timeout=1800,
+                           env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert shell.returncode == 0, shell.stderr[-3000:]
+
+    records = _records(local)
+    assert len(records) == 6  # 2 categories x (2 synthesizers + the reference row)
+    assert _records(on_ray) == records
+    assert _records(by_key) == records
+    pids = {run.name: {e["pid"] for e in _each_job_once(run)} for run in (local, on_ray, by_key)}
+    assert pids["local"] == {os.getpid()}
+    assert os.getpid() not in pids["ray"]  # done by Ray workers ...
+    assert len(pids["job-run"]) == 18  # ... and by one process per key
+
+
+def test_a_worker_killed_mid_job_is_retried_and_every_record_written_once(tmp_path: Path, kill_dir: Path,
+                                                                         local_ray) -> None:  # noqa: ANN001
+    out = tmp_path / "killed"
+    killed: list[int] = []
+
+    def kill_when_waiting() -> None:
+        pid_file, deadline = kill_dir / "pid", time.monotonic() + 900
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        pid = int(pid_file.read_text())
+        (kill_dir / "killed").write_text(str(pid))  # the retry runs to the end
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+
+    killer = threading.Thread(target=kill_when_waiting, daemon=True)
+    killer.start()
+    code, _, err = _benchmark(["run", "--synth", "executor_helpers:KilledOnceCutPaste", *COMMON[:2], "--categories",
+                               "disc", *COMMON[5:], "--executor", "ray", "--out", out])
+    killer.join(timeout=5)
+    assert code == 0, err
+    assert killed, "the job was never stopped for the kill"
+    journal = _each_job_once(out)
+    [generate] = [e for e in journal if e["kind"] == "generate"]
+    assert generate["pid"] != killed[0]  # finished by the retry, in another worker
+    log = (out / "logs" / "benchmark.log").read_text()
+    started = [line for line in log.splitlines() if "running: generate killed-once-cut-paste" in line]
+    assert len(started) == 2 and f" {killed[0]} INFO" in started[0], log  # begun by the killed worker, resumed
+    records = sorted(_records(out))
+    assert records == ["killed-once-cut-paste/1/mvtec-caption-smoke--v1/demo/disc.json",
+                       "no-synthesis/0/mvtec-caption-smoke--v1/demo/disc.json"]
+    for record in records:
+        assert log.count(f"wrote {out / 'results' / record}") == 1
+    assert sorted(p.name for p in (out / "cache" / "generate").iterdir() if not p.name.endswith(".lock")) == \
+        [generate["key"]]
+
+
+def test_out_must_be_readable_and_writable_from_the_workers(tmp_path: Path, local_ray) -> None:  # noqa: ANN001
+    from benchmark.ray_executor import check_shared_out, probe_out
+
+    check_shared_out(tmp_path)  # one node here: the same file system
+    assert not list((tmp_path / "cache" / ".reach").iterdir())
+    reach = tmp_path / "cache" / ".reach"
+    problem = probe_out(str(tmp_path), "absent")
+    assert problem and str(reach) in problem and "cannot read and write" in problem
+    (reach / "other").write_text("something else")
+    assert "reads another" in probe_out(str(tmp_path), "other")
+
+
+def test_a_ray_address_needs_the_ray_executor(tmp_path: Path) -> None:
+    code, _, err = _benchmark(["run", *GRID, "--ray-address", "auto", "--out", tmp_path / "x"])
+    assert code == 2 and err.strip() == "error: --ray-address is for --executor ray"
+    code, _, err = _benchmark(["run", *GRID, "--executor", "slurm", "--out", tmp_path / "y"])
+    assert code == 2 and "unknown --executor 'slurm'; known: local, ray" in err
