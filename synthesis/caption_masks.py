@@ -40,6 +40,7 @@ from scipy import ndimage
 from skimage.measure import label, regionprops
 
 from mvtec_caption.attributes import derive_attributes, derive_sizes
+from mvtec_caption.object_frame import ObjectFrame
 from synthesis.geometry import MaskGeometry
 
 #: Version of the rules below (zones, size factors, separation). Bump when any of them changes.
@@ -126,29 +127,6 @@ def ask_of(caption: str) -> MaskAsk:
 
 
 # ---- the object frame ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Frame:
-    """The object's frame (see the module docstring), found from a foreground mask."""
-
-    centre: tuple[float, float]
-    top: float
-    bottom: float
-    left: float
-    right: float
-
-    @classmethod
-    def of(cls, foreground: np.ndarray) -> Frame:
-        rows, cols = np.nonzero(foreground)
-        return cls((float(rows.mean()), float(cols.mean())), float(rows.min()), float(rows.max() + 1),
-                   float(cols.min()), float(cols.max() + 1))
-
-    def uv(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        cy, cx = self.centre
-        v = np.where(rows < cy, (rows - cy) / max(cy - self.top, 1e-9), (rows - cy) / max(self.bottom - cy, 1e-9))
-        u = np.where(cols < cx, (cols - cx) / max(cx - self.left, 1e-9), (cols - cx) / max(self.right - cx, 1e-9))
-        return u, v
-
-
 def _in_box(u: np.ndarray | float, v: np.ndarray | float, box: Box) -> np.ndarray:
     return (box[0] <= u) & (u <= box[1]) & (box[2] <= v) & (v <= box[3])
 
@@ -270,7 +248,7 @@ def _scale(patch: np.ndarray, copies: int, ask: MaskAsk, medians: dict[str, floa
 
 
 def _place_one(patch: np.ndarray, zone: Zone | None, foreground: np.ndarray, allowed: np.ndarray, occupied: np.ndarray,
-               uv: tuple[np.ndarray, np.ndarray], frame: Frame, rng: np.random.Generator
+               uv: tuple[np.ndarray, np.ndarray], frame: ObjectFrame, rng: np.random.Generator
                ) -> tuple[np.ndarray, tuple[int, int], bool]:
     """Place ``patch`` with its centroid on a foreground pixel of ``zone``, apart from ``occupied``."""
     height, width = foreground.shape
@@ -320,7 +298,7 @@ def plan_mask(mask: np.ndarray, foreground: np.ndarray, rng: np.random.Generator
     limit = (max(1, int(shape[0] * 0.9)), max(1, int(shape[1] * 0.9))) if ask.size else shape
     patch = _resize(patch, scale, limit)
     steps.append(f"scale{scale:.2f}")
-    frame = Frame.of(foreground)
+    frame = ObjectFrame.of(foreground)
     rows, cols = np.mgrid[0:shape[0], 0:shape[1]]
     uv = frame.uv(rows.astype(np.float64), cols.astype(np.float64))
     allowed = ndimage.binary_dilation(foreground, iterations=3)
@@ -357,7 +335,7 @@ def zone_report(mask: np.ndarray, foreground: np.ndarray, ask: MaskAsk) -> tuple
     centroid lies in the checks' region of that word (``CHECK_REGIONS``)."""
     if not ask.places or not mask.any():
         return [], []
-    frame = Frame.of(foreground)
+    frame = ObjectFrame.of(foreground)
     centroids = [r.centroid for r in regionprops(label(mask, connectivity=2))]
     uvs = [frame.uv(np.array(r), np.array(c)) for r, c in centroids]
     return list(ask.places), [any(bool(_in_box(u, v, b)) for u, v in uvs for b in CHECK_REGIONS[w]) for w in ask.places]

@@ -65,12 +65,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+
 from scipy import ndimage
 from skimage.color import deltaE_ciede2000, rgb2lab, rgb2xyz, xyz2lab
 from skimage.filters import threshold_otsu
 from skimage.measure import label, regionprops
 
 from mvtec_caption.attributes import VOCABULARY_VERSION, derive_attributes, derive_sizes
+from mvtec_caption.object_frame import ObjectFrame  # noqa: F401 (re-exported: the checks' frame)
 
 #: Version of the check rules in this module (independent of the caption vocabulary's version).
 CHECK_RULES_VERSION = 1
@@ -203,29 +205,6 @@ def object_mask(normal: np.ndarray) -> np.ndarray:
         return whole
     largest = labels == (np.argmax(np.bincount(labels.ravel())[1:]) + 1)
     return largest if largest.mean() >= MIN_OBJECT_SHARE else whole
-
-
-@dataclass(frozen=True)
-class ObjectFrame:
-    """Coordinates about the object's centre of mass, each side scaled to [-1, 1] by the object's extent."""
-
-    centre: tuple[float, float]
-    top: float
-    bottom: float
-    left: float
-    right: float
-
-    @classmethod
-    def of(cls, obj: np.ndarray) -> ObjectFrame:
-        rows, cols = np.nonzero(obj)
-        return cls((float(rows.mean()), float(cols.mean())), float(rows.min()), float(rows.max() + 1),
-                   float(cols.min()), float(cols.max() + 1))
-
-    def uv(self, row: float, col: float) -> tuple[float, float]:
-        cy, cx = self.centre
-        v = (row - cy) / max(cy - self.top, 1e-9) if row < cy else (row - cy) / max(self.bottom - cy, 1e-9)
-        u = (col - cx) / max(cx - self.left, 1e-9) if col < cx else (col - cx) / max(self.right - cx, 1e-9)
-        return u, v
 
 
 def check_position(word: str, mask: np.ndarray, frame: ObjectFrame) -> AttributeCheck:
