@@ -11,8 +11,7 @@ others exist. Prints the shares of:
   references aligned with the normal image, the lending anomaly left out) than the normal image,
   by the score and threshold of :mod:`synthesis.missing_content`;
 * **caption fruit agrees** (with ``--variants``): the caption names the variant the normal image
-  shows, judged by per-variant median templates of the training anomalies
-  (``scripts/caption_agreement_check.py``).
+  shows, judged by the training anomaly (naming one variant) nearest in median foreground colour.
 
 ``--calibrate`` first checks the removal threshold on the training split alone: every training
 anomaly of a part (against the nearest other normal image, references: the other anomalies of that
@@ -60,7 +59,6 @@ def main(argv: list[str] | None = None) -> int:
     from mvtec_caption.loader import resolve_dataset
     from scripts.caption_agreement_check import named_variants
     from synthesis import missing_content as mc
-    from synthesis.caption_choice import lab
     from synthesis.generated_set import load_samples, read_info
     from synthesis.masks import estimate_foreground
 
@@ -94,11 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.calibrate:
         calibrate(train, references, normals, normal_look, without, mc)
 
-    templates = {}
-    for variant in args.variants:
-        images = [a.image for a in train.anomalies if named_variants(a.caption, args.variants) == {variant}]
-        if images:
-            templates[variant] = lab(np.median(np.stack(images), axis=0).astype(np.uint8))
+    # the variant a normal image shows: that of the training anomaly (naming one variant) whose median
+    # foreground colour is nearest (1-NN in CIELAB); independent of the plan's choice
+    labelled = []
+    for anomaly in train.anomalies:
+        named = named_variants(anomaly.caption, args.variants)
+        if len(named) == 1:
+            labelled.append((median_colour(anomaly.image), next(iter(named))))
     variant_of: dict[str, str] = {}
     tally: dict[str, Counter] = defaultdict(Counter)
     for sample, image, mask in load_samples(samples_dir):
@@ -115,24 +115,30 @@ def main(argv: list[str] | None = None) -> int:
         region = mc.part_region(aligned)
         overlap = mc.iou(mask, region)
         removal = mc.removal_score(image, normal_look(sample.normal_id), aligned, region)
+        foreground = estimate_foreground(normal)
+        nearest = mc.nearest_reference(normal_look(sample.normal_id), aligned, foreground, region)
+        whole = mc.part_pixels(region, normal_look(sample.normal_id), nearest.look, foreground)
+        left = mc.residue(image, normal_look(sample.normal_id), nearest.look, whole)
         row = tally[part]
         row["samples"] += 1
         row["on part"] += overlap >= args.iou
         row["removed"] += removal.removed
-        row["both"] += (overlap >= args.iou) and removal.removed
-        if templates:
+        row["fully removed"] += left <= mc.RESIDUE_MAX
+        row["both"] += (overlap >= args.iou) and removal.removed and left <= mc.RESIDUE_MAX
+        row["residue x1000"] += round(1000 * left)
+        variant = says = ""
+        if labelled:
             if sample.normal_id not in variant_of:
-                foreground, lab_normal = estimate_foreground(normal), lab(normal)
-                variant_of[sample.normal_id] = min(templates, key=lambda v: float(
-                    np.linalg.norm(lab_normal[foreground] - templates[v][foreground], axis=-1).mean()))
-            says = named_variants(sample.caption, args.variants)
+                colour = median_colour(normal)
+                variant_of[sample.normal_id] = min(labelled, key=lambda c: float(np.linalg.norm(c[0] - colour)))[1]
+            variant, says = variant_of[sample.normal_id], named_variants(sample.caption, args.variants)
             if says:
                 row["names a variant"] += 1
                 row["variant agrees"] += says == {variant_of[sample.normal_id]}
         if args.verbose:
             print(f"  {sample.defect_type}/{sample.index:04d} {part!r:26} normal {sample.normal_id} iou {overlap:.2f} "
                   f"score {removal.score:.3f} (d_normal {removal.d_normal:.1f}, d_removed {removal.d_removed:.1f}) "
-                  f"{sample.caption}")
+                  f"residue {left:.3f} shows {variant or '?'} says {'/'.join(sorted(says)) or '-'} {sample.caption}")
     total = Counter()
     for part, row in sorted(tally.items()):
         total.update(row)
@@ -141,12 +147,26 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def median_colour(image):  # noqa: ANN001, ANN201
+    """Median CIELAB colour of the image's foreground."""
+    import numpy as np
+
+    from synthesis.caption_choice import lab
+    from synthesis.masks import estimate_foreground
+
+    return np.median(lab(image)[estimate_foreground(image)], axis=0)
+
+
 def describe(part: str, row: Counter, iou: float) -> None:
+    from synthesis.missing_content import RESIDUE_MAX
+
     if not row["samples"]:
         print(f"{part}: {row['no references']} samples without training references")
         return
     line = (f"{part}: {row['samples']} samples; mask on the part (IoU >= {iou}): {_share(row['on part'], row['samples'])}; "
-            f"content removed: {_share(row['removed'], row['samples'])}; both: {_share(row['both'], row['samples'])}")
+            f"content removed (region score): {_share(row['removed'], row['samples'])}; "
+            f"fully removed (residue <= {RESIDUE_MAX}): {_share(row['fully removed'], row['samples'])} "
+            f"(mean residue {row['residue x1000'] / 1000 / row['samples']:.3f}); all three: {_share(row['both'], row['samples'])}")
     if row["names a variant"]:
         line += f"; caption fruit agrees: {_share(row['variant agrees'], row['names a variant'])}"
     print(line)
@@ -158,11 +178,15 @@ def calibrate(train, references, normals, normal_look, without, mc) -> None:  # 
 
     from synthesis.caption_choice import shifted
     from synthesis.geometry import alignment_shift
+    from synthesis.masks import estimate_foreground
 
     ids = sorted(normals)
+    cache: dict[tuple[int, str], np.ndarray] = {}
 
     def nearest_other_normal(image: np.ndarray, exclude: str) -> np.ndarray:
         """The look of the training normal image (not ``exclude``) nearest to ``image`` after alignment."""
+        if (id(image), exclude) in cache:
+            return cache[id(image), exclude]
         target = mc.look(image)
         best = None
         for other in ids:
@@ -172,28 +196,40 @@ def calibrate(train, references, normals, normal_look, without, mc) -> None:  # 
             distance = float(np.linalg.norm(target - moved, axis=-1).mean())
             if best is None or distance < best[0]:
                 best = (distance, moved)
+        cache[id(image), exclude] = best[1]
         return best[1]
 
     for part, refs in sorted(references.items()):
-        removed_scores, present_scores = [], []
+        removed_scores, present_scores, removed_residues, present_residues = [], [], [], []
         for ref in refs:
             others = without(refs, ref.key)
             if others is refs:  # a single reference has nothing to compare with
                 continue
             aligned = mc.align(others, ref.image)
             region = mc.part_region(aligned)
-            removed_scores.append(mc.removal_score(ref.image, nearest_other_normal(ref.image, ""), aligned, region).score)
+            other = nearest_other_normal(ref.image, "")
+            removed_scores.append(mc.removal_score(ref.image, other, aligned, region).score)
+            fg = estimate_foreground(ref.image)
+            near = mc.nearest_reference(other, aligned, fg, region)
+            removed_residues.append(mc.residue(ref.image, other, near.look, mc.part_pixels(region, other, near.look, fg)))
         for normal_id in ids:
             image = normals[normal_id]
             aligned = mc.align(refs, image)
             region = mc.part_region(aligned)
-            present_scores.append(mc.removal_score(image, nearest_other_normal(image, normal_id), aligned, region).score)
+            other = nearest_other_normal(image, normal_id)
+            present_scores.append(mc.removal_score(image, other, aligned, region).score)
+            fg = estimate_foreground(image)
+            near = mc.nearest_reference(other, aligned, fg, region)
+            present_residues.append(mc.residue(image, other, near.look, mc.part_pixels(region, other, near.look, fg)))
         removed_ok = sum(s < mc.REMOVED_BELOW for s in removed_scores)
         present_ok = sum(s >= mc.REMOVED_BELOW for s in present_scores)
         fmt = lambda xs: f"[{min(xs):.3f}, {max(xs):.3f}]" if xs else "[]"  # noqa: E731
         print(f"calibration {part!r}: training anomalies scored removed {_share(removed_ok, len(removed_scores))} "
               f"(scores {fmt(removed_scores)}); training normals scored not removed "
-              f"{_share(present_ok, len(present_scores))} (scores {fmt(present_scores)}); threshold {mc.REMOVED_BELOW}")
+              f"{_share(present_ok, len(present_scores))} (scores {fmt(present_scores)}); threshold {mc.REMOVED_BELOW}; "
+              f"residue of anomalies {fmt(removed_residues)} (<= {mc.RESIDUE_MAX}: "
+              f"{sum(r <= mc.RESIDUE_MAX for r in removed_residues)}/{len(removed_residues)}), of normals {fmt(present_residues)} "
+              f"(> {mc.RESIDUE_MAX}: {sum(r > mc.RESIDUE_MAX for r in present_residues)}/{len(present_residues)})")
 
 
 if __name__ == "__main__":

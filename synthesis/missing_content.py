@@ -42,6 +42,9 @@ MISSING_RULES_VERSION = 1
 EDGE_PX = 2  # the region is eroded by this much before comparing colours
 BLUR_SIGMA = 2.0  # Gaussian blur (pixels at the working size) before the colour distance
 REMOVED_BELOW = 0.5  # score threshold: nearer the removed look than the normal image (checked by --calibrate)
+PART_DIFF = 12.0  # CIEDE76 (blurred) between the normal image and the removed look that marks the part's pixels
+BAND_SHARE = 0.04  # how far around a mask (share of the image side) the part's pixels are looked for
+RESIDUE_MAX = 0.05  # a part counts as fully removed when at most this share of its pixels is left unchanged
 
 _WORD = re.compile(r"[a-z][a-z-]*")
 _LEADING = {"the", "a", "an", "one", "its", "their", "with", "and", "but", "both"}
@@ -143,6 +146,41 @@ def removal_score(generated: np.ndarray, normal_look: np.ndarray, aligned: Seque
     d_removed, nearest = min(d_refs)
     score = d_removed / max(d_removed + d_normal, 1e-9)
     return Removal(round(score, 4), round(d_normal, 3), round(d_removed, 3), nearest)
+
+
+def part_pixels(mask: np.ndarray, normal_look: np.ndarray, removed_look: np.ndarray,
+                foreground: np.ndarray) -> np.ndarray:
+    """The part's pixels in the normal image: ``mask`` plus the pixels of a band around it (on the eroded
+    foreground) where the normal image differs from the removed look by more than ``PART_DIFF``, kept
+    where they touch ``mask``. A label stuck a few pixels lower than the training anomaly's mask says
+    leaves its edge in the band; this finds that edge."""
+    side = max(mask.shape)
+    band = ndimage.binary_dilation(mask, iterations=max(1, round(BAND_SHARE * side))) & ~mask
+    band &= ndimage.binary_erosion(foreground, iterations=EDGE_PX + 1)
+    differs = np.linalg.norm(normal_look - removed_look, axis=-1) > PART_DIFF
+    grown = mask | (band & differs)
+    labels, _ = ndimage.label(grown, structure=np.ones((3, 3)))
+    touching = np.unique(labels[mask])
+    return np.isin(labels, touching[touching > 0])
+
+
+def nearest_reference(normal_look: np.ndarray, aligned: Sequence[Aligned], foreground: np.ndarray,
+                      region: np.ndarray) -> Aligned:
+    """The aligned reference most like the normal image away from the part (same variant, fill, pose)."""
+    away = foreground & ~ndimage.binary_dilation(region, iterations=max(1, round(BAND_SHARE * max(region.shape))))
+    away = away if away.any() else ~region
+    return min(aligned, key=lambda a: float(np.linalg.norm(normal_look[away] - a.look[away], axis=-1).mean()))
+
+
+def residue(generated: np.ndarray, normal_look: np.ndarray, removed_look: np.ndarray, part: np.ndarray) -> float:
+    """Share of the part's pixels (where the normal image differs from the removed look by more than
+    ``PART_DIFF``) that the generated image left nearer the normal image than the removed look."""
+    differs = part & (np.linalg.norm(normal_look - removed_look, axis=-1) > PART_DIFF)
+    if not differs.any():
+        return 0.0
+    lab = look(generated)
+    left = np.linalg.norm(lab - normal_look, axis=-1) < np.linalg.norm(lab - removed_look, axis=-1)
+    return float((left & differs).sum() / differs.sum())
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
