@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         removal = mc.removal_score(image, normal_look(sample.normal_id), aligned, region)
         foreground = estimate_foreground(normal)
         nearest = mc.nearest_reference(normal_look(sample.normal_id), aligned, foreground, region)
-        whole = mc.part_pixels(region, normal_look(sample.normal_id), nearest.look, foreground)
+        whole = mc.part_pixels(region, normal, nearest.image, foreground)
         left = mc.residue(image, normal_look(sample.normal_id), nearest.look, whole)
         row = tally[part]
         row["samples"] += 1
@@ -181,10 +181,10 @@ def calibrate(train, references, normals, normal_look, without, mc) -> None:  # 
     from synthesis.masks import estimate_foreground
 
     ids = sorted(normals)
-    cache: dict[tuple[int, str], np.ndarray] = {}
+    cache: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}
 
-    def nearest_other_normal(image: np.ndarray, exclude: str) -> np.ndarray:
-        """The look of the training normal image (not ``exclude``) nearest to ``image`` after alignment."""
+    def nearest_other_normal(image: np.ndarray, exclude: str) -> tuple[np.ndarray, np.ndarray]:
+        """The look and pixels of the training normal image (not ``exclude``) nearest to ``image`` after alignment."""
         if (id(image), exclude) in cache:
             return cache[id(image), exclude]
         target = mc.look(image)
@@ -192,12 +192,13 @@ def calibrate(train, references, normals, normal_look, without, mc) -> None:  # 
         for other in ids:
             if other == exclude:
                 continue
-            moved = shifted(normal_look(other), alignment_shift(normals[other], image))
+            shift = alignment_shift(normals[other], image)
+            moved = shifted(normal_look(other), shift)
             distance = float(np.linalg.norm(target - moved, axis=-1).mean())
             if best is None or distance < best[0]:
-                best = (distance, moved)
-        cache[id(image), exclude] = best[1]
-        return best[1]
+                best = (distance, moved, shift, other)
+        cache[id(image), exclude] = best[1], shifted(normals[best[3]], best[2])
+        return cache[id(image), exclude]
 
     for part, refs in sorted(references.items()):
         removed_scores, present_scores, removed_residues, present_residues = [], [], [], []
@@ -207,20 +208,22 @@ def calibrate(train, references, normals, normal_look, without, mc) -> None:  # 
                 continue
             aligned = mc.align(others, ref.image)
             region = mc.part_region(aligned)
-            other = nearest_other_normal(ref.image, "")
+            other, other_image = nearest_other_normal(ref.image, "")
             removed_scores.append(mc.removal_score(ref.image, other, aligned, region).score)
             fg = estimate_foreground(ref.image)
             near = mc.nearest_reference(other, aligned, fg, region)
-            removed_residues.append(mc.residue(ref.image, other, near.look, mc.part_pixels(region, other, near.look, fg)))
+            removed_residues.append(mc.residue(ref.image, other, near.look,
+                                               mc.part_pixels(region, other_image, near.image, fg)))
         for normal_id in ids:
             image = normals[normal_id]
             aligned = mc.align(refs, image)
             region = mc.part_region(aligned)
-            other = nearest_other_normal(image, normal_id)
+            other, other_image = nearest_other_normal(image, normal_id)
             present_scores.append(mc.removal_score(image, other, aligned, region).score)
             fg = estimate_foreground(image)
             near = mc.nearest_reference(other, aligned, fg, region)
-            present_residues.append(mc.residue(image, other, near.look, mc.part_pixels(region, other, near.look, fg)))
+            present_residues.append(mc.residue(image, other, near.look,
+                                               mc.part_pixels(region, other_image, near.image, fg)))
         removed_ok = sum(s < mc.REMOVED_BELOW for s in removed_scores)
         present_ok = sum(s >= mc.REMOVED_BELOW for s in present_scores)
         fmt = lambda xs: f"[{min(xs):.3f}, {max(xs):.3f}]" if xs else "[]"  # noqa: E731

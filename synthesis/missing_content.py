@@ -42,7 +42,7 @@ MISSING_RULES_VERSION = 1
 EDGE_PX = 2  # the region is eroded by this much before comparing colours
 BLUR_SIGMA = 2.0  # Gaussian blur (pixels at the working size) before the colour distance
 REMOVED_BELOW = 0.5  # score threshold: nearer the removed look than the normal image (checked by --calibrate)
-PART_DIFF = 12.0  # CIEDE76 (blurred) between the normal image and the removed look that marks the part's pixels
+PART_DIFF = 12.0  # CIEDE76 between the normal image and the removed look that marks the part's pixels
 BAND_SHARE = 0.04  # how far around a mask (share of the image side) the part's pixels are looked for
 RESIDUE_MAX = 0.05  # a part counts as fully removed when at most this share of its pixels is left unchanged
 
@@ -90,6 +90,7 @@ class Aligned:
     """A reference moved onto a normal image."""
 
     key: str
+    image: np.ndarray
     look: np.ndarray
     mask: np.ndarray
     shift: tuple[int, int]
@@ -103,7 +104,8 @@ def align(references: Sequence[Reference], normal: np.ndarray) -> list[Aligned]:
             continue
         shift = alignment_shift(ref.image, normal)
         mask, shift = shift_mask(ref.mask, shift)
-        out.append(Aligned(ref.key, shifted(look(ref.image), shift), mask, shift))
+        image = shifted(np.asarray(ref.image), shift)
+        out.append(Aligned(ref.key, image, look(image), mask, shift))
     return out
 
 
@@ -148,16 +150,16 @@ def removal_score(generated: np.ndarray, normal_look: np.ndarray, aligned: Seque
     return Removal(round(score, 4), round(d_normal, 3), round(d_removed, 3), nearest)
 
 
-def part_pixels(mask: np.ndarray, normal_look: np.ndarray, removed_look: np.ndarray,
-                foreground: np.ndarray) -> np.ndarray:
+def part_pixels(mask: np.ndarray, normal: np.ndarray, removed: np.ndarray, foreground: np.ndarray) -> np.ndarray:
     """The part's pixels in the normal image: ``mask`` plus the pixels of a band around it (on the eroded
-    foreground) where the normal image differs from the removed look by more than ``PART_DIFF``, kept
-    where they touch ``mask``. A label stuck a few pixels lower than the training anomaly's mask says
-    leaves its edge in the band; this finds that edge."""
+    foreground) where the ``normal`` image differs from the ``removed`` look (an anomaly without the part,
+    aligned with it) by more than ``PART_DIFF`` (CIEDE76, unblurred: a blur would smear the part into
+    the band), kept where they touch ``mask``. A label stuck a few pixels lower than the training
+    anomaly's mask says leaves its edge in the band; this finds that edge."""
     side = max(mask.shape)
     band = ndimage.binary_dilation(mask, iterations=max(1, round(BAND_SHARE * side))) & ~mask
     band &= ndimage.binary_erosion(foreground, iterations=EDGE_PX + 1)
-    differs = np.linalg.norm(normal_look - removed_look, axis=-1) > PART_DIFF
+    differs = np.linalg.norm(rgb2lab(np.asarray(normal)) - rgb2lab(np.asarray(removed)), axis=-1) > PART_DIFF
     grown = mask | (band & differs)
     labels, _ = ndimage.label(grown, structure=np.ones((3, 3)))
     touching = np.unique(labels[mask])

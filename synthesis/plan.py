@@ -108,8 +108,8 @@ class Planner:
 
     def _grown(self, mask: np.ndarray, anomaly_index: int, normal_index: int, shift: tuple[int, int]) -> np.ndarray:
         """``mask`` grown over the rest of the missing part in the normal image (its source's removed look aligned)."""
-        removed = caption_choice.shifted(missing_content.look(self.train.anomalies[anomaly_index].image), shift)
-        normal = missing_content.look(self.train.normals[normal_index].image)
+        removed = caption_choice.shifted(np.asarray(self.train.anomalies[anomaly_index].image), shift)
+        normal = self.train.normals[normal_index].image
         return ndimage.binary_fill_holes(missing_content.part_pixels(mask, normal, removed, self._foreground(normal_index)))
 
     def _mask(self, anomaly_index: int, normal_index: int, ask: MaskAsk, rng: np.random.Generator,

@@ -23,6 +23,7 @@ BOTTLE = (slice(14, 90), slice(24, 72))
 LABEL_COLS = slice(31, 65)
 NORMAL_LABEL = slice(52, 68)  # the normal image's label rows
 MISSING_MASK = slice(48, 64)  # where the training anomaly's label was: 4 rows higher
+MASK_COLS = slice(29, 67)  # drawn a little wider than the label, as the annotators do
 
 
 def _bottle(label_rows: slice | None, seed: int) -> np.ndarray:
@@ -38,7 +39,7 @@ def _bottle(label_rows: slice | None, seed: int) -> np.ndarray:
 def _split(caption: str) -> tuple[TrainSplit, np.ndarray]:
     normal = _bottle(NORMAL_LABEL, seed=0)
     mask = np.zeros((SIZE, SIZE), dtype=bool)
-    mask[MISSING_MASK, LABEL_COLS] = True
+    mask[MISSING_MASK, MASK_COLS] = True
     anomaly = FewShotAnomaly("logical_anomalies", "000", _bottle(None, seed=1), mask, caption)
     train = TrainSplit("tiny", "juice_bottle", SIZE, (NormalImage("000", normal),), (anomaly,), True, "tiny/96px")
     return train, normal
