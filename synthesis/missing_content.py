@@ -22,6 +22,13 @@ training anomalies with that caption look there. Three measurements, all from th
   the training anomalies without the part than like the normal image with it.
   ``scripts/missing_content_check.py --calibrate`` checks the threshold on the training split
   (anomalies without the part against normal images with it).
+* :func:`part_pixels` finds the whole part in a normal image from a mask that covers most of it: the
+  pixels of a band around the mask that differ from an aligned anomaly without the part and touch
+  the mask. The plan grows the masks of "missing" captions with it (plan 3); :func:`residue` is the
+  share of those pixels a generated image left as the normal image has them. On juice_bottle's
+  training split the residue of anomalies (against the nearest other normal image) is at most 0.19
+  and that of normal images at least 0.53, hence ``RESIDUE_MAX``; it counts some glass-edge pixels
+  where two bottles differ, so it is a comparison between sets more than an absolute figure.
 """
 
 from __future__ import annotations
@@ -44,7 +51,7 @@ BLUR_SIGMA = 2.0  # Gaussian blur (pixels at the working size) before the colour
 REMOVED_BELOW = 0.5  # score threshold: nearer the removed look than the normal image (checked by --calibrate)
 PART_DIFF = 12.0  # CIEDE76 between the normal image and the removed look that marks the part's pixels
 BAND_SHARE = 0.04  # how far around a mask (share of the image side) the part's pixels are looked for
-RESIDUE_MAX = 0.05  # a part counts as fully removed when at most this share of its pixels is left unchanged
+RESIDUE_MAX = 0.35  # at most this share of the part left: removed (juice_bottle training: anomalies <= 0.19, normals >= 0.53)
 
 _WORD = re.compile(r"[a-z][a-z-]*")
 _LEADING = {"the", "a", "an", "one", "its", "their", "with", "and", "but", "both"}
