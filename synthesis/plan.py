@@ -9,8 +9,11 @@ Each sample's parts agree with each other: the training anomaly that lends the c
 mask is chosen by what the normal image shows (:mod:`synthesis.caption_choice`); the mask follows
 the caption's place, size and count words (:mod:`synthesis.caption_masks`) and the category's
 geometry (:mod:`synthesis.geometry`: no quarter turns of upright objects; in aligned categories
-the mask moves with its image aligned to the normal one). What was asked and planned is recorded
-in :class:`SamplePlan`, which the generated set's manifest keeps.
+the mask moves with its image aligned to the normal one). A "missing" caption in an aligned category
+grows the moved mask over what is left of the named part in this normal image
+(:func:`synthesis.missing_content.part_pixels`: a label stuck a little lower than in the training
+anomaly would otherwise keep its edge), so a synthesizer that fills the mask removes the whole part.
+What was asked and planned is recorded in :class:`SamplePlan`, which the generated set's manifest keeps.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 from scipy import ndimage
 
-from synthesis import caption_choice, caption_masks, geometry
+from synthesis import caption_choice, caption_masks, geometry, missing_content
 from synthesis.caption_choice import CaptionChoice
 from synthesis.caption_masks import MaskAsk, MaskPlanned, ask_of, plan_mask, size_medians, zone_report
 from synthesis.contract import FewShotAnomaly, SampleSpec, TrainSplit
@@ -31,8 +34,9 @@ from synthesis.geometry import alignment_shift, geometry_of, shift_mask
 from synthesis.masks import augment_mask, estimate_foreground
 
 #: Version of the planning rules as a whole (1: masks independent of the caption, anomalies in turn;
-#: 2: caption-planned masks, captions chosen by the normal image, category geometry).
-PLANNER_VERSION = 2
+#: 2: caption-planned masks, captions chosen by the normal image, category geometry;
+#: 3: "missing" captions in aligned categories grow the mask over the named part of the normal image).
+PLANNER_VERSION = 3
 
 
 def sample_seed(seed: int, defect_type: str, index: int) -> int:
@@ -43,7 +47,10 @@ def planner_rules() -> dict[str, object]:
     """Everything that decides a plan besides its inputs, for the generated set's record."""
     return {"version": PLANNER_VERSION, "caption_masks": caption_masks.rules(), "geometry": geometry.table(),
             "caption_choice": {"version": caption_choice.CHOICE_RULE_VERSION, "mask_margin_px": caption_choice.MASK_MARGIN_PX,
-                               "neighbours": "ceil(sqrt(candidates))"}}
+                               "neighbours": "ceil(sqrt(candidates))"},
+            "missing_parts": {"version": missing_content.MISSING_RULES_VERSION, "part_diff": missing_content.PART_DIFF,
+                              "band_share": missing_content.BAND_SHARE, "blur_sigma": missing_content.BLUR_SIGMA,
+                              "edge_px": missing_content.EDGE_PX}}
 
 
 class SamplePlan(BaseModel):
@@ -99,18 +106,29 @@ class Planner:
         return candidates[chosen], CaptionChoice(source=f"{defect_type}/{anomaly.image_id}", rank=rank, neighbours=k,
                                                  candidates=len(candidates), distance=round(distances[chosen], 3))
 
-    def _mask(self, anomaly_index: int, normal_index: int, ask: MaskAsk, rng: np.random.Generator
-              ) -> tuple[np.ndarray, str, MaskPlanned]:
+    def _grown(self, mask: np.ndarray, anomaly_index: int, normal_index: int, shift: tuple[int, int]) -> np.ndarray:
+        """``mask`` grown over the rest of the missing part in the normal image (its source's removed look aligned)."""
+        removed = caption_choice.shifted(np.asarray(self.train.anomalies[anomaly_index].image), shift)
+        normal = self.train.normals[normal_index].image
+        return ndimage.binary_fill_holes(missing_content.part_pixels(mask, normal, removed, self._foreground(normal_index)))
+
+    def _mask(self, anomaly_index: int, normal_index: int, ask: MaskAsk, rng: np.random.Generator,
+              caption: str = "") -> tuple[np.ndarray, str, MaskPlanned]:
         source: FewShotAnomaly = self.train.anomalies[anomaly_index]
         foreground = self._foreground(normal_index)
         key = f"train:{source.defect_type}/{source.image_id}"
         if self.geometry.aligned:
-            mask, (dy, dx) = shift_mask(source.mask, self._shift(anomaly_index, normal_index))
-            rows, cols = np.nonzero(mask)
+            moved, (dy, dx) = shift_mask(source.mask, self._shift(anomaly_index, normal_index))
+            rows, cols = np.nonzero(moved)  # where the source's crop goes (Crop&Paste reads it)
+            origin = f"{key} scale1.00 at{rows.min()},{cols.min()} shift{dy},{dx}"
+            mask = moved
+            if missing_content.missing_part(caption) is not None:  # the pixels added: "grownN" in the origin
+                mask = self._grown(moved, anomaly_index, normal_index, (dy, dx))
+                origin += f" grown{int((mask & ~moved).sum())}"
             zones, landed = zone_report(mask, foreground, ask)
             _, components = ndimage.label(mask, structure=np.ones((3, 3)))
-            return mask, f"{key} scale1.00 at{rows.min()},{cols.min()} shift{dy},{dx}", MaskPlanned(
-                mode="aligned", components=int(components), zones=zones, in_zone=landed, scale=1.0, shift=(dy, dx))
+            return mask, origin, MaskPlanned(mode="aligned", components=int(components), zones=zones, in_zone=landed,
+                                             scale=1.0, shift=(dy, dx))
         if ask.empty:
             g = self.geometry
             mask, steps = augment_mask(source.mask, foreground, rng, scale_range=g.scale_range, flips=g.flips,
@@ -146,7 +164,7 @@ class Planner:
                 _, components = ndimage.label(np.asarray(mask, bool), structure=np.ones((3, 3)))
                 planned = MaskPlanned(mode="user", components=int(components), zones=zones, in_zone=landed)
             else:
-                mask, mask_origin, planned = self._mask(source_index, normal_index, ask, rng)
+                mask, mask_origin, planned = self._mask(source_index, normal_index, ask, rng, caption)
             specs.append(
                 SampleSpec(
                     defect_type=defect_type,

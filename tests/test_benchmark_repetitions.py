@@ -47,7 +47,7 @@ def test_repetitions_are_seeded_cells_and_adding_one_reuses_every_cached_job(tmp
         "detect unet croppaste disc seed 0", "detect unet croppaste disc seed 1",
         "detect padim-effnetlite0 (no synthesis) disc seed 0", "detect padim-effnetlite0 (no synthesis) disc seed 1",
     ])
-    path = out / "results" / "croppaste" / "2" / "test-repetitions--v1" / "demo" / "disc.json"
+    path = out / "results" / "croppaste" / "3" / "test-repetitions--v1" / "demo" / "disc.json"
     record = load_result(path)
     assert [rep.seeds for rep in record.repetitions] == [{"generation": 0, "detector": 0}, {"generation": 1, "detector": 1}]
     assert record.repetitions[0].generated_set_sha256 != record.repetitions[1].generated_set_sha256

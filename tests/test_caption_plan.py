@@ -170,7 +170,7 @@ def test_plan_is_recorded_in_the_manifest(tmp_path) -> None:  # noqa: ANN001
     synthesizer.fit(train)
     info = generate_set(synthesizer, train, tmp_path / "set", n_per_defect=3, seed=0, progress=False)
     samples = read_manifest(tmp_path / "set")
-    assert info.planner["version"] == 2 and read_info(tmp_path / "set").planner == info.planner
+    assert info.planner["version"] == 3 and read_info(tmp_path / "set").planner == info.planner
     for sample in samples:
         assert sample.plan.asked.count == 2 and sample.plan.asked.places == ["left"]
         assert sample.plan.planned.components == 2 and sample.plan.caption_choice is not None

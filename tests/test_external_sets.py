@@ -164,7 +164,7 @@ def test_a_relaid_croppaste_set_scores_like_the_native_one(tmp_path: Path) -> No
     assert _run("--synth", f"folder:{tmp_path / 'ad-png'}", "--synth", f"folder:{tmp_path / 'ad-jpeg'}",
                 "--layout", "anomalydiffusion", "--out", str(out)) == 0
     slug = "mvtec-caption-smoke--v1"
-    native = load_result(out / "results" / "croppaste" / "2" / slug / "demo" / "disc.json")
+    native = load_result(out / "results" / "croppaste" / "3" / slug / "demo" / "disc.json")
     lossless = load_result(out / "results" / "ad-png" / "1" / slug / "demo" / "disc.json")
     jpeg = load_result(out / "results" / "ad-jpeg" / "1" / slug / "demo" / "disc.json")
 

@@ -147,7 +147,7 @@ def test_a_new_synthesizer_version_never_reuses_a_cached_fit() -> None:
     from benchmark.stages import planner_params, version_params
 
     assert version_params("axf") == {"version": "3"} and version_params("axf-no-text") == {"version": "3"}
-    assert version_params("perlin") == {"version": "2"} and version_params("croppaste") == {"version": "2"}
+    assert version_params("perlin") == {"version": "2"} and version_params("croppaste") == {"version": "3"}
     assert version_params("cutpaste") == {}  # version 1: keys as before, existing caches stay valid
     protocol = get_protocol("mvtec-caption-smoke/v1")
     context = load_category(protocol, "demo", "disc", None, None)
@@ -155,6 +155,6 @@ def test_a_new_synthesizer_version_never_reuses_a_cached_fit() -> None:
                          synthesizers=["axf", "croppaste"], detectors=["unet"], generation_seed=0, detector_seed=0,
                          repetitions=1, out="unused")
     plan = plan_category(request, context)
-    assert plan.fits[0, "axf"].params["version"] == "3" and plan.fits[0, "croppaste"].params["version"] == "2"
-    assert plan.generates[0, "croppaste"].params["planner"] == planner_params()["planner"] == 2  # new plans: new sets
+    assert plan.fits[0, "axf"].params["version"] == "3" and plan.fits[0, "croppaste"].params["version"] == "3"
+    assert plan.generates[0, "croppaste"].params["planner"] == planner_params()["planner"] == 3  # new plans: new sets
     assert plan.fidelities[0, "axf"].params["diagnostics"][0] == "label-fidelity"

@@ -214,7 +214,7 @@ def test_two_runs_on_the_same_out_do_every_job_once(tmp_path: Path, demo_root: P
     assert kinds == ["contamination", "detect", "fidelity", "fit", "generate"], log
     assert len({entry["key"] for entry in journal}) == 5
     records = _records(out)
-    assert sorted(records) == ["results/croppaste/2/mvtec-caption-smoke--v1/demo/disc.json",
+    assert sorted(records) == ["results/croppaste/3/mvtec-caption-smoke--v1/demo/disc.json",
                                "results/no-synthesis/0/mvtec-caption-smoke--v1/demo/disc.json"]
     for path in records:
         assert log.count(f"wrote {out / path}") == 1, log  # written once ...

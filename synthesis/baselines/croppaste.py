@@ -13,7 +13,12 @@ image and mask and the mean colour just around the defect. Generation fills the 
   recovered by trying the sizes that rounding allows and keeping the one whose mask contains
   the planned mask;
 * for a user mask, or an origin that cannot be matched, the named (else a seeded) anomaly of
-  the same defect type is stretched onto the mask's bounding box.
+  the same defect type is stretched onto the mask's bounding box;
+* a mask the plan grew over the rest of a missing part (``grownN`` in the origin: a "missing"
+  caption in an aligned category, :mod:`synthesis.plan`) holds the crop's placement and more; the
+  crop is pasted where its mask goes, and the added pixels are inpainted from what surrounds them
+  (biharmonic inpainting, ``skimage.restoration.inpaint_biharmonic``) over the pasted result, so
+  the part's remaining edge is replaced by the bottle and juice around it rather than kept.
 
 Colour matching shifts the pasted pixels by the difference between the destination's and the
 source's surroundings (so a defect keeps its contrast to the surface it sits on), and edge
@@ -64,6 +69,7 @@ class Steps:
     rotations: int
     scale: float
     places: tuple[tuple[int, int], ...]  # top-left of every placed copy
+    grown: bool = False  # the plan grew the mask beyond the placed copies (a "missing" part's rest)
 
 
 def parse_origin(origin: str) -> tuple[str, Steps | None]:
@@ -71,7 +77,7 @@ def parse_origin(origin: str) -> tuple[str, Steps | None]:
     if not origin.startswith("train:"):
         return "", None
     key, _, rest = origin[len("train:"):].partition(" ")
-    flip, rotations, scale, places = False, 0, None, []
+    flip, rotations, scale, places, grown = False, 0, None, [], False
     for token in rest.split():
         if token == "flip":
             flip = True
@@ -79,12 +85,14 @@ def parse_origin(origin: str) -> tuple[str, Steps | None]:
             rotations = int(token[3:]) // 90
         elif token.startswith("scale"):
             scale = float(token[5:])
+        elif token.startswith("grown") and token[5:].isdigit():
+            grown = int(token[5:]) > 0
         elif token.startswith("at"):
             top, _, left = token[2:].partition(",")
             places.append((int(top), int(left)))
     if scale is None or not places:
         return key, None
-    return key, Steps(flip, rotations, scale, tuple(places))
+    return key, Steps(flip, rotations, scale, tuple(places), grown)
 
 
 def _orient(array: np.ndarray, steps: Steps) -> np.ndarray:
@@ -95,11 +103,31 @@ def _orient(array: np.ndarray, steps: Steps) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
+INPAINT_MARGIN_PX = 8  # context around the pixels to inpaint
+
+
+def _inpaint(image: np.ndarray, holes: np.ndarray) -> np.ndarray:
+    """``image`` with ``holes`` filled by biharmonic inpainting from the pixels around them."""
+    from skimage.restoration import inpaint_biharmonic
+
+    rows, cols = bbox(holes)
+    top, left = max(0, rows.start - INPAINT_MARGIN_PX), max(0, cols.start - INPAINT_MARGIN_PX)
+    bottom = min(image.shape[0], rows.stop + INPAINT_MARGIN_PX)
+    right = min(image.shape[1], cols.stop + INPAINT_MARGIN_PX)
+    window = image[top:bottom, left:right].astype(np.float64) / 255.0
+    filled = inpaint_biharmonic(window, holes[top:bottom, left:right], channel_axis=-1)
+    out = image.copy()
+    region = holes[top:bottom, left:right]
+    out[top:bottom, left:right][region] = np.clip(np.rint(filled[region] * 255.0), 0, 255).astype(np.uint8)
+    return out
+
+
 class CropPasteSynthesizer(Synthesizer):
     """Paste the real few-shot defects into the planned masks."""
 
     Config = CropPasteConfig
-    version = "2"  # 2: several copies when the plan places several (caption-planned masks, synthesis.plan 2)
+    version = "3"  # 2: several copies when the plan places several (caption-planned masks, synthesis.plan 2);
+    # 3: masks grown over a missing part's rest (synthesis.plan 3) are inpainted beyond the pasted copies
     description = ("Crop & Paste: the training third's real defects, cut with their masks, transformed like the "
                    "planned mask and pasted into it with colour matching and feathered edges.")
     reference = "Lin et al., crop-and-paste for few-shot defect segmentation, ICME 2021, arXiv:2007.09438"
@@ -133,8 +161,9 @@ class CropPasteSynthesizer(Synthesizer):
 
     # ---- generation -----------------------------------------------------------------------
     def _aligned_patch(self, crop: Crop, steps: Steps, target: np.ndarray
-                       ) -> tuple[np.ndarray, tuple[tuple[int, int], ...]] | None:
-        """The crop's image transformed like the planned mask, and the top-left of every copy; None if it does not fit."""
+                       ) -> tuple[np.ndarray, tuple[tuple[int, int], ...], np.ndarray] | None:
+        """The crop's image transformed like the planned mask, the top-left of every copy and the pixels the
+        copies' masks cover; None if it does not fit."""
         height, width = target.shape
         mask = _orient(crop.mask, steps)
         best = None
@@ -149,14 +178,16 @@ class CropPasteSynthesizer(Synthesizer):
             resized = resize(mask, new_h, new_w)
             for top, left in steps.places:
                 placed[top:top + new_h, left:left + new_w] |= resized
-            if not (target & ~placed).any():  # the planned mask is this placement, maybe clipped to the foreground
+            # the planned mask is this placement, maybe clipped to the foreground (or grown beyond it)
+            fits = not (placed & ~target).any() if steps.grown else not (target & ~placed).any()
+            if fits:
                 overlap = (target & placed).sum() / max(1, placed.sum())
                 if best is None or overlap > best[1]:
-                    best = ((new_h, new_w), overlap)
+                    best = ((new_h, new_w), overlap, placed)
         if best is None:
             return None
-        (new_h, new_w), _ = best
-        return resize(_orient(crop.image, steps), new_h, new_w), steps.places
+        (new_h, new_w), _, placed = best
+        return resize(_orient(crop.image, steps), new_h, new_w), steps.places, placed & target
 
     def _choose(self, key: str, defect_type: str, rng: np.random.Generator) -> Crop:
         if key in self.crops:
@@ -175,8 +206,8 @@ class CropPasteSynthesizer(Synthesizer):
         placed = self._aligned_patch(crop, steps, target) if steps is not None and key == crop.key else None
         if placed is None:  # user mask or unknown origin: stretch the crop onto the mask's bounding box
             rows, cols = bbox(target)
-            placed = resize(crop.image, rows.stop - rows.start, cols.stop - cols.start), ((rows.start, cols.start),)
-        patch, places = placed
+            placed = resize(crop.image, rows.stop - rows.start, cols.stop - cols.start), ((rows.start, cols.start),), target
+        patch, places, covered = placed
         source = np.zeros_like(normal, dtype=np.float32)
         for top, left in places:
             source[top:top + patch.shape[0], left:left + patch.shape[1]] = patch
@@ -188,6 +219,9 @@ class CropPasteSynthesizer(Synthesizer):
         blended = image * (1 - alpha) + np.clip(source, 0, 255) * alpha
         out = normal.copy()
         out[target] = np.clip(np.rint(blended[target]), 0, 255).astype(np.uint8)
+        rest = target & ~covered
+        if rest.any():  # a grown mask: the part's rest is inpainted from the pasted surroundings
+            out = _inpaint(out, rest)
         return SynthesisOutput(out, target)  # the planned mask, so the plan's mask_origin stays
 
     # ---- persistence ----------------------------------------------------------------------
