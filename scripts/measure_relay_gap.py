@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         info = read_info(args.set)
         rows = load_samples(args.set)
     except (ValueError, FileNotFoundError) as err:
-        print(f"error: {args.set}: {err}", file=sys.stderr)
+        print(f"error: {err}", file=sys.stderr)  # read_info names the folder
         return 2
     protocol = get_protocol(info.protocol_id)
     ctx = load_category(protocol, info.dataset, info.category, args.data_root, None)
