@@ -3,10 +3,11 @@
 The end-to-end test is the issue's check: a ``croppaste`` set of this project, re-laid out into
 AnomalyDiffusion's layout (256 px JPEG, as that method writes it) and imported, scores within 0.03
 pixel AP of the native run with the same seeds, and identically when re-laid losslessly (PNG).
-The lossless identity is exact. The 0.03 agreement of the lossy copy holds at the protocol's seed 0
-(0.498 native, 0.499 imported) but not at every seed: the smoke U-Net on the demo data moves by up to
-0.1 pixel AP when its input images change by about one grey level (README, "Scoring a generated set
-made elsewhere"); a failure of that one assertion on another machine is that noise, not the import.
+The lossless identity is exact. The lossy copy comes back with the native set's masks, clean sources
+and order (checked), so its images are all that differ; its 0.03 agreement is an expected failure on
+the smoke protocol (0.726 native, 0.508 imported at seed 0): the smoke U-Net on the demo data moves by
+up to 0.16 pixel AP when every pixel of its training images moves by one grey level, and by 0.28
+between its own seeds (README, "Scoring a generated set made elsewhere"; scripts/measure_relay_gap.py).
 """
 
 from __future__ import annotations
@@ -146,6 +147,7 @@ def test_a_relaid_croppaste_set_scores_like_the_native_one(tmp_path: Path) -> No
     from benchmark.context import load_category
     from benchmark.protocols import get_protocol
     from benchmark.results import load_result
+    from synthesis.generated_set import load_samples
 
     out = tmp_path / "run"
     assert _run("--synth", "croppaste", "--out", str(out)) == 0
@@ -185,10 +187,16 @@ def test_a_relaid_croppaste_set_scores_like_the_native_one(tmp_path: Path) -> No
     assert (imported_job / "samples" / "import.json").is_file() and (imported_job / "grid.png").is_file()
     caption = next(m for m in jpeg.fidelity if m.id == "caption-faithfulness")
     assert not caption.computed and "no captions" in caption.reason
+    # the relay changes nothing but the images: same masks, clean sources (the DRAEM target), order and counts
+    native_rows, jpeg_rows = load_samples(set_folder), load_samples(imported_job / "samples")
+    assert [(s.defect_type, s.normal_id) for s, _, _ in jpeg_rows] == [(s.defect_type, s.normal_id) for s, _, _ in native_rows]
+    assert all(np.array_equal(a, b) for (_, _, a), (_, _, b) in zip(native_rows, jpeg_rows))
     if jpeg_gap > 0.03:
-        # Known open item (plan 2): the demo's "small crack" captions now plan cracks of 9-16 px at 64 px, and
-        # the 256 px JPEG relay scores far below the native set (0.51 against 0.73 pixel AP, one smoke seed)
-        # although its masks are identical. Shown as xfail, never hidden, until the cause is measured.
+        # Measured (README, scripts/measure_relay_gap.py): not the import and not JPEG as such. With masks, clean
+        # sources, order and detector seeds all equal, the smoke U-Net scores 0.726 / 0.450 / 0.656 pixel AP (seeds
+        # 0-2) on the native set, 0.508 / 0.339 / 0.598 on this relay, and 0.566 at seed 0 when every pixel only
+        # moves by +-1 grey level: a single smoke run is too noisy for a 0.03 bound. Kept visible as xfail, never
+        # loosened, until the lead decides how to check it (README: "Scoring a generated set made elsewhere").
         pytest.xfail(f"JPEG relay pixel AP differs from the native set's by {jpeg_gap:.3f} (> 0.03)")
 
 
