@@ -82,8 +82,23 @@ def visible_change(image: np.ndarray, source: np.ndarray, variation: np.ndarray 
     difference = np.abs(image.astype(np.float32) - source.astype(np.float32))
     if difference.ndim == 3:
         difference = difference.max(axis=-1)
-    variation = local_variation(source) if variation is None else variation
-    return difference > np.maximum(MIN_LEVELS, K * variation)
+    if variation is not None:
+        return difference > np.maximum(MIN_LEVELS, K * variation)
+    # The threshold only matters where the difference exceeds MIN_LEVELS (elsewhere nothing is visible whatever
+    # the variation), so the two median filters run on that region's bounding box plus their reach: the same
+    # values as on the whole image (a crop edge inside the image is never read), at a fraction of the cost
+    # for a small defect (the median filters were a sixth of AXF's generation time).
+    changed = np.zeros(difference.shape, dtype=bool)
+    candidates = difference > MIN_LEVELS
+    if not candidates.any():
+        return changed
+    rows, cols = np.flatnonzero(candidates.any(axis=1)), np.flatnonzero(candidates.any(axis=0))
+    reach = 2 * (NEIGHBOURHOOD // 2) + 1
+    y0, y1 = max(0, rows[0] - reach), min(difference.shape[0], rows[-1] + 1 + reach)
+    x0, x1 = max(0, cols[0] - reach), min(difference.shape[1], cols[-1] + 1 + reach)
+    local = local_variation(source[y0:y1, x0:x1])
+    changed[y0:y1, x0:x1] = difference[y0:y1, x0:x1] > np.maximum(MIN_LEVELS, K * local)
+    return changed
 
 
 def label_fidelity(image: np.ndarray, source: np.ndarray, mask: np.ndarray,

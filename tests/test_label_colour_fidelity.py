@@ -152,3 +152,21 @@ def test_diagnostics_say_why_without_source_images() -> None:
     result = compute_fidelity(["label-fidelity"], inputs, progress=False)[0]
     assert not result.computed and "no normal source" in result.reason
 
+
+
+def test_visible_change_on_the_changed_region_equals_the_whole_image_computation():
+    """visible_change runs the median filters only around the pixels that changed by more than MIN_LEVELS:
+    the same answer as the threshold computed on the whole image, changes at the border included."""
+    from synthesis import fidelity
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        h, w = (int(v) for v in rng.integers(12, 90, 2))
+        source = rng.integers(0, 256, (h, w, 3)).astype(np.uint8)
+        image = source.copy()
+        y, x = int(rng.integers(0, h)), int(rng.integers(0, w))
+        image[y:y + int(rng.integers(1, 15)), x:x + int(rng.integers(1, 15))] = rng.integers(0, 256, 3)
+        difference = np.abs(image.astype(np.float32) - source.astype(np.float32)).max(-1)
+        whole = difference > np.maximum(fidelity.MIN_LEVELS, fidelity.K * fidelity.local_variation(source))
+        assert np.array_equal(fidelity.visible_change(image, source), whole)
+    assert not fidelity.visible_change(source, source).any()

@@ -69,7 +69,10 @@ class AXFConfig(BaseModel):
     num_train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"
     # sampling
-    sample_steps: int = 50
+    solver: Literal["ddim", "dpmsolver++", "unipc"] = Field(
+        "dpmsolver++", description="sampling solver (synthesis/axf/sample.py SOLVERS); version 3 used ddim with 50 steps")
+    sample_steps: int = Field(10, ge=1, description="solver steps over the whole schedule; an SDEdit start at strength "
+                              "s runs round(s * sample_steps) of them")
     sdedit_strength: float = Field(0.6, description="1.0: sample from pure noise; <1: start from a pasted training defect")
     resample: int = Field(1, description="RePaint resampling rounds per step")
     blend_width: float = Field(2.0, description="soft blending band at the mask's border, pixels (0: hard)")
@@ -98,6 +101,9 @@ class AXFConfig(BaseModel):
             raise ValueError("sdedit_strength must be in (0, 1]")
         if self.train_t_max is not None and not 0.0 < self.train_t_max <= 1.0:
             raise ValueError("train_t_max must be in (0, 1]")
+        if self.resample > 1 and self.solver != "ddim":
+            raise ValueError(f"resample={self.resample} (RePaint resampling) needs solver=ddim: the {self.solver} "
+                             "solver keeps a multistep history that cannot step back")
         return self
 
 

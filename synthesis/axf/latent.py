@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditionModel
+from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 from synthesis.axf.encoders import hub_offline
 
@@ -66,12 +67,14 @@ class PretrainedLDM:
     unet: UNet2DConditionModel
     vae: AutoencoderKL
     train_scheduler: DDPMScheduler
-    sample_scheduler: DDIMScheduler
+    sample_scheduler: SchedulerMixin
     source: str
 
 
-def load_pretrained_ldm(source: str, device: str = "cpu", dtype: torch.dtype = torch.float32) -> PretrainedLDM:
-    """Load U-Net, VAE and noise schedule of a latent diffusion model from a folder or hub id."""
+def load_pretrained_ldm(source: str, device: str = "cpu", dtype: torch.dtype = torch.float32,
+                        solver: str = "ddim") -> PretrainedLDM:
+    """Load U-Net, VAE and noise schedule of a latent diffusion model from a folder or hub id; sampling
+    uses ``solver`` (:data:`synthesis.axf.sample.SOLVERS`) over that schedule."""
     local = Path(source).expanduser()
     where = str(local) if local.exists() else source
     offline = hub_offline()
@@ -97,7 +100,9 @@ def load_pretrained_ldm(source: str, device: str = "cpu", dtype: torch.dtype = t
         raise PretrainedUnavailable(f"{source}: only epsilon-prediction models (SD 1.x, LDM) are supported, "
                                     f"not {ddpm.config.prediction_type!r}")
     ddpm = DDPMScheduler.from_config(ddpm.config, clip_sample=False)
-    ddim = DDIMScheduler.from_config(ddpm.config, clip_sample=False, timestep_spacing="trailing", set_alpha_to_one=False)
+    from synthesis.axf.sample import make_sample_scheduler
+
+    sampler = make_sample_scheduler(solver, ddpm.config, clip_sample=False)
     unet.to(device).requires_grad_(False).eval()
     vae.to(device).requires_grad_(False).eval()
-    return PretrainedLDM(unet, vae, ddpm, ddim, source)
+    return PretrainedLDM(unet, vae, ddpm, sampler, source)

@@ -11,13 +11,13 @@ inside the mask (and nothing outside it changed) and the mask that labels it::
                generator=torch.Generator().manual_seed(0))
     out.images[0], out.masks[0]                                # HxWx3 uint8, HxW bool
 
-Components: ``axf`` (:class:`~synthesis.axf.model.AXFNet`), ``scheduler`` (DDIM, trailing
-spacing) and, in paper mode, ``vae`` (the frozen pretrained autoencoder). The frozen text and
-image encoders are named in the network's config and loaded by name (:mod:`synthesis.axf.encoders`).
+Components: ``axf`` (:class:`~synthesis.axf.model.AXFNet`), ``scheduler`` (the sampling solver:
+DPM-Solver++ by default, DDIM or UniPC, trailing spacing; see :mod:`synthesis.axf.sample`) and, in
+paper mode, ``vae`` (the frozen pretrained autoencoder). The frozen text and image encoders are named in the network's config and loaded by name (:mod:`synthesis.axf.encoders`).
 
 A call reads as numbered steps: (1) check the inputs, (2) cut a window around each mask and
 prepare what the sampler keeps and where it generates, (3) encode the conditions, (4) denoise
-(DDIM with RePaint blending, SDEdit-started from the pasted reference when one is given), (5)
+(the solver with RePaint blending, SDEdit-started from the pasted reference when one is given), (5)
 decode and composite into the normal image. Every sample has its own generator, so a sample
 does not depend on the others in its batch.
 
@@ -33,7 +33,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline
+from diffusers import (AutoencoderKL, DDIMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler,
+                       UniPCMultistepScheduler)
 from diffusers.utils import BaseOutput
 
 from synthesis.axf.conditions import Conditioner
@@ -100,7 +101,8 @@ class AXFPipeline(DiffusionPipeline):
     model_cpu_offload_seq = "axf->vae"
     _optional_components = ["vae"]
 
-    def __init__(self, axf: AXFNet, scheduler: DDIMScheduler, vae: AutoencoderKL | None = None,
+    def __init__(self, axf: AXFNet, scheduler: DPMSolverMultistepScheduler | UniPCMultistepScheduler | DDIMScheduler,
+                 vae: AutoencoderKL | None = None,
                  window_size: int = DEFAULTS.window_size, window_margin: float = DEFAULTS.window_margin):
         super().__init__()
         self.register_modules(axf=axf, scheduler=scheduler, vae=vae)
@@ -180,17 +182,8 @@ class AXFPipeline(DiffusionPipeline):
         prepared = [self._prepare(img, mask, ref, step, a, opts, base_strength, sample_steps)
                     for img, mask, ref, step, a in zip(images, masks, references, steps, attempts)]
 
-        # 3.-4. conditions and denoising, in groups that share one SDEdit strength
-        windows: list[torch.Tensor | None] = [None] * n
-        groups: dict[float, list[int]] = {}
-        for index, p in enumerate(prepared):
-            groups.setdefault(p["strength"], []).append(index)
-        for group_strength, indices in sorted(groups.items()):
-            sampled = self._denoise([prepared[i] for i in indices], [prompts[i] for i in indices],
-                                    [types[i] for i in indices], [references[i] for i in indices],
-                                    [generators[i] for i in indices], group_strength, sample_steps, opts)
-            for index, window in zip(indices, sampled):
-                windows[index] = window
+        # 3.-4. conditions and denoising: one batch, each sample starting at its own SDEdit strength
+        windows = self._denoise(prepared, prompts, types, references, generators, sample_steps, opts)
 
         # 5. back to image size, fine detail, composite
         outputs = [self._composite(p, window, opts) for p, window in zip(prepared, windows)]
@@ -267,22 +260,30 @@ class AXFPipeline(DiffusionPipeline):
 
     def _denoise(self, prepared: list[dict[str, Any]], prompts: list[str | None], types: list[str | None],
                  references: list[tuple[np.ndarray, np.ndarray] | None], generators: list[torch.Generator],
-                 strength: float, sample_steps: int, opts: SamplingOptions) -> torch.Tensor:
-        """Windows (pixels in [0, 1], ``[B, 3, w, w]``) for samples that share one SDEdit strength."""
-        from synthesis.axf.sample import ddim_repaint
+                 sample_steps: int, opts: SamplingOptions) -> torch.Tensor:
+        """Windows (pixels in [0, 1], ``[B, 3, w, w]``); samples with different SDEdit strengths share one
+        sampling loop (each joins at its own start step, see :func:`~synthesis.axf.sample.repaint_sample`)."""
+        from synthesis.axf.sample import net_denoiser, repaint_sample
 
         device = self.axf.device
         space = self.space
-        cond = self._encode(prepared, prompts, types, references).to(device)
-        known = space.encode(torch.stack([p["known"] for p in prepared]).to(device))
-        weight = torch.stack([p["weight"] for p in prepared]).clamp(0, 1).to(device)
-        if space.factor > 1:
-            weight = torch.nn.functional.max_pool2d(weight, space.factor)
-        init = space.encode(torch.stack([p["paste"] for p in prepared]).to(device)) if strength < 1.0 else None
         self.axf.eval()
-        sampled = ddim_repaint(self.axf, self.scheduler, known, weight, cond, sample_steps, generators,
-                               init=init, strength=strength, resample=opts.resample)
-        return space.decode(sampled).cpu()
+        with torch.inference_mode():
+            cond = self._encode(prepared, prompts, types, references).to(device)
+            known = space.encode(torch.stack([p["known"] for p in prepared]).to(device))
+            weight = torch.stack([p["weight"] for p in prepared]).clamp(0, 1).to(device)
+            if space.factor > 1:
+                weight = torch.nn.functional.max_pool2d(weight, space.factor)
+            strengths = [p["strength"] for p in prepared]
+            init = None
+            if any(s < 1.0 for s in strengths):  # samples without a paste start from noise; their row is unused
+                init = space.encode(torch.stack([p["paste"] if p["paste"] is not None else p["known"]
+                                                 for p in prepared]).to(device))
+            denoiser = net_denoiser(self.axf, cond)
+        sampled = repaint_sample(denoiser, self.scheduler, known, weight, sample_steps, generators,
+                                 init=init, strength=strengths, resample=opts.resample)
+        with torch.inference_mode():
+            return space.decode(sampled).cpu()
 
     @staticmethod
     def _composite(p: dict[str, Any], window: torch.Tensor, opts: SamplingOptions) -> tuple[np.ndarray, np.ndarray]:

@@ -44,10 +44,12 @@ class AXFSynthesizer(Synthesizer):
     Config: ClassVar[type[BaseModel]] = AXFConfig
     # 3: diffusers' EMA and transformers' warm-up cosine schedule, encoders run per caption / per window;
     #    generates on plan 2 (caption-planned masks, captions chosen by the normal image)
-    version: ClassVar[str] = "3"
+    # 4: DPM-Solver++ (2M) with 10 steps over the schedule instead of DDIM with 50 (6 instead of 30 model calls
+    #    from the default SDEdit start); samples of a batch with different starts share the model calls
+    version: ClassVar[str] = "4"
     description: ClassVar[str] = (
         "AnomalyXFusion: multi-modal In-Fusion (caption, masked defect image + learnable defect tokens, mask) "
-        "and Dynamic Dif-Fusion conditioning of a diffusion U-Net; DDIM + RePaint blending in a window "
+        "and Dynamic Dif-Fusion conditioning of a diffusion U-Net; DPM-Solver++ + RePaint blending in a window "
         "around the mask, started from a pasted training defect (SDEdit)")
     reference: ClassVar[str | None] = "Hu et al., AnomalyXFusion, arXiv 2404.19444"
     uses_text: ClassVar[bool] = True
@@ -117,7 +119,7 @@ class AXFSynthesizer(Synthesizer):
         with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the caller's RNG
             torch.manual_seed(cfg.seed)
             if cfg.backbone == "latent":
-                ldm = load_pretrained_ldm(cfg.pretrained, device=self.device)
+                ldm = load_pretrained_ldm(cfg.pretrained, device=self.device, solver=cfg.solver)
                 self.space = LatentSpace(ldm.vae)
                 self.net = AXFNet(**common, defect_init=defect_init, unet=ldm.unet)
                 self.train_scheduler, self.sample_scheduler = ldm.train_scheduler, ldm.sample_scheduler
@@ -127,7 +129,8 @@ class AXFSynthesizer(Synthesizer):
                                   unet_channels=tuple(cfg.unet_channels),
                                   unet_attention_levels=tuple(cfg.unet_attention_levels),
                                   layers_per_block=cfg.layers_per_block, head_dim=cfg.head_dim)
-                self.train_scheduler, self.sample_scheduler = make_schedulers(cfg.num_train_timesteps, cfg.beta_schedule)
+                self.train_scheduler, self.sample_scheduler = make_schedulers(cfg.num_train_timesteps, cfg.beta_schedule,
+                                                                                    solver=cfg.solver)
         self.net.to(self.device)
         self._make_pipeline()
 
