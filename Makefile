@@ -1,13 +1,12 @@
 # Two commands do all set-up on a fresh machine (Python 3.11):
 #   make demo   create .venv if needed, then run the main job on the embedded demo data
 #   make test   create .venv if needed, then run the test suite
-#   make test-grid   the tests marked grid, left out of `make test` (the three executors' identical records; ~half an hour)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test test-grid lint clean-venv
+.PHONY: setup demo test lint clean-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,9 +20,6 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
-
-test-grid: $(STAMP)
-	$(BIN)/python -m pytest -q --run-grid -m grid
 
 clean-venv:
 	rm -rf $(VENV)

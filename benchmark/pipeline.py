@@ -146,7 +146,7 @@ def plan_category(request: RunRequest, context: CategoryContext) -> CategoryPlan
     not the whole protocol, so a protocol version that only adds a metric or a repetition reuses every
     job it shares with what is cached.
     """
-    from benchmark.metrics.registry import DIAGNOSTIC_METRICS
+    from benchmark.metrics.label_fidelity import DIAGNOSTIC_METRICS
 
     protocol = request.protocol
     if context.protocol is not protocol:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from benchmark.detectors.classifier import CPU_BUDGET, GPU_BUDGET
+from benchmark.detectors.budgets import CPU_BUDGET, GPU_BUDGET
 from synthesis.contract import canonical_hash
 
 

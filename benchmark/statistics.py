@@ -29,7 +29,6 @@ from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
-from scipy import stats
 
 CONFIDENCE = 0.95
 INTERVAL_METHOD = "student-t interval over repetitions"
@@ -72,6 +71,8 @@ def summarize(values: Sequence[float]) -> Summary:
     n, mean = int(array.size), float(array.mean())
     if n < 2:
         return Summary(n=n, values=array.tolist(), mean=mean)
+    from scipy import stats  # here, not at the top: scipy.stats costs a second at import in every job process
+
     std = float(array.std(ddof=1))
     half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, df=n - 1)) * std / math.sqrt(n)
     return Summary(n=n, values=array.tolist(), mean=mean, std=std, ci_low=mean - half, ci_high=mean + half)

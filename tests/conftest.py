@@ -20,23 +20,6 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MVTEC_CAPTION_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--run-grid", action="store_true",
-                     help="also run the tests marked grid (the three-way executor grid, up to half an hour; "
-                          "`make test-grid`)")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect the ``grid`` tests unless ``--run-grid`` is given: whatever ``-m`` expression a run passes (which
-    would replace a ``-m`` in addopts), the default suite and targeted runs stay without them."""
-    if config.getoption("--run-grid"):
-        return
-    deselected = [item for item in items if item.get_closest_marker("grid")]
-    if deselected:
-        config.hook.pytest_deselected(items=deselected)
-        items[:] = [item for item in items if not item.get_closest_marker("grid")]
-
-
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Keep tests out of the user's caches (ours and torch hub's, where the weights resolver also looks); every test

@@ -83,25 +83,16 @@ def local_ray(kill_dir: Path, demo_root: Path):  # noqa: ANN201
     ray.shutdown()
 
 
-@pytest.mark.grid  # ~27 min under load: `make test-grid`; left out of the default suite (tests/conftest.py)
-def test_in_process_on_ray_and_by_job_run_give_identical_records(tmp_path: Path, local_ray) -> None:  # noqa: ANN001
-    local, on_ray, by_key = tmp_path / "local", tmp_path / "ray", tmp_path / "job-run"
-    code, _, err = _benchmark(["run", *GRID, "--out", local])
-    assert code == 0, err
-    code, _, err = _benchmark(["run", *GRID, "--executor", "ray", "--out", on_ray])
-    assert code == 0, err
-
+@pytest.fixture(scope="module")
+def three_ways(tmp_path_factory: pytest.TempPathFactory, local_ray) -> dict[str, Path]:  # noqa: ANN001
+    """The demo grid done three ways: in this process, on the local Ray, and by ``job run`` per key in a shell loop
+    followed by ``assemble``. The loop runs beside the other two (one process at a time, each paying its own
+    start-up), so on two cores the three take about as long as the loop alone."""
+    root = tmp_path_factory.mktemp("three-ways")
+    local, on_ray, by_key = root / "local", root / "ray", root / "job-run"
     code, printed, err = _benchmark(["plan", *GRID, "--out", by_key])
     assert code == 0, err
-    plan = json.loads(printed)
-    assert plan["counts"] == {"fit": 4, "generate": 4, "contamination": 4, "fidelity": 4, "detect": 2}
-    generate = next(j for j in plan["jobs"] if j["kind"] == "generate")
-    code, _, err = _benchmark(["job", "run", "--out", by_key, generate["key"]])  # its fit is not done yet
-    assert code == 2 and err.startswith("error: ") and f"{generate['label']} needs fit " in err and "done first" in err
-    code, _, err = _benchmark(["assemble", "--out", by_key])
-    assert code == 2 and err.startswith("error: ") and "job(s) of disc not done" in err
-    code, _, err = _benchmark(["job", "run", "--out", by_key, "0" * 24])
-    assert code == 2 and f"{by_key / 'plan.json'}: no job with key" in err
+    assert json.loads(printed)["counts"] == {"fit": 4, "generate": 4, "contamination": 4, "fidelity": 4, "detect": 2}
 
     python = sys.executable
     script = f"""set -e
@@ -109,18 +100,48 @@ def test_in_process_on_ray_and_by_job_run_give_identical_records(tmp_path: Path,
             "{python}" -m benchmark job run --out "{by_key}" --threads 1 "$key"
         done
         "{python}" -m benchmark assemble --out "{by_key}" > /dev/null"""
-    shell = subprocess.run(["bash", "-c", script], cwd=REPO, capture_output=True, text=True, timeout=1800,
-                           env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert shell.returncode == 0, shell.stderr[-3000:]
+    shell = subprocess.Popen(["bash", "-c", script], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        code, _, err = _benchmark(["run", *GRID, "--out", local])
+        assert code == 0, err
+        code, _, err = _benchmark(["run", *GRID, "--executor", "ray", "--out", on_ray])
+        assert code == 0, err
+        _, shell_err = shell.communicate(timeout=1800)
+    finally:
+        if shell.poll() is None:
+            shell.kill()
+            shell.wait()
+    assert shell.returncode == 0, shell_err[-3000:]
+    return {"local": local, "ray": on_ray, "job-run": by_key}
 
-    records = _records(local)
+
+def test_in_process_on_ray_and_by_job_run_give_identical_records(three_ways: dict[str, Path]) -> None:
+    records = _records(three_ways["local"])
     assert len(records) == 6  # 2 categories x (2 synthesizers + the reference row)
-    assert _records(on_ray) == records
-    assert _records(by_key) == records
-    pids = {run.name: {e["pid"] for e in _each_job_once(run)} for run in (local, on_ray, by_key)}
-    assert pids["local"] == {os.getpid()}
+    assert _records(three_ways["ray"]) == records
+    assert _records(three_ways["job-run"]) == records
+
+
+def test_each_executor_did_every_job_once_in_its_own_processes(three_ways: dict[str, Path]) -> None:
+    pids = {name: [e["pid"] for e in _each_job_once(run)] for name, run in three_ways.items()}
+    assert set(pids["local"]) == {os.getpid()}
     assert os.getpid() not in pids["ray"]  # done by Ray workers ...
-    assert len(pids["job-run"]) == 18  # ... and by one process per key
+    assert len(set(pids["job-run"])) == 18  # ... and by one process per key
+
+
+def test_job_run_and_assemble_refuse_until_the_inputs_are_done(tmp_path: Path) -> None:
+    out = tmp_path / "plan"
+    code, printed, err = _benchmark(["plan", *GRID, "--out", out])
+    assert code == 0, err
+    generate = next(j for j in json.loads(printed)["jobs"] if j["kind"] == "generate")
+    code, _, err = _benchmark(["job", "run", "--out", out, generate["key"]])  # its fit is not done yet
+    assert code == 2 and err.startswith("error: ") and f"{generate['label']} needs fit " in err and "done first" in err
+    code, _, err = _benchmark(["assemble", "--out", out])
+    assert code == 2 and err.startswith("error: ") and "job(s) of disc not done" in err
+    code, _, err = _benchmark(["job", "run", "--out", out, "0" * 24])
+    assert code == 2 and f"{out / 'plan.json'}: no job with key" in err
+    assert not (out / "results").exists()
 
 
 def test_a_worker_killed_mid_job_is_retried_and_every_record_written_once(tmp_path: Path, kill_dir: Path,

@@ -9,7 +9,7 @@ Backbones (a registry; tests register tiny random ones):
 
 * ``resnet34``: torchvision's ResNet-34 with the ImageNet weights from the weights resolver
   (``resnet34-imagenet``, torchvision's URL, sha256-prefix pinned), fine-tuned end to end: the
-  paper's setting (``GPU_BUDGET``). Only with verified weights is the result the standard one.
+  paper's setting (``GPU_BUDGET``, in :mod:`benchmark.detectors.budgets`). Only with verified weights is the result the standard one.
 * ``efficientnet-lite0``: the offline EfficientNet-Lite0 (packaged, sha256-pinned) as a frozen
   feature extractor with a linear head (``CPU_BUDGET``): a named substitute, never compared with
   the paper's numbers.
@@ -36,6 +36,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from benchmark.detectors.base import Detector, DetectorConfig, SyntheticSet, check_images
+from benchmark.detectors.budgets import CPU_BUDGET, GPU_BUDGET  # noqa: F401 (GPU_BUDGET: re-exported)
 from benchmark.detectors.tensors import batches, images_to_tensor
 from benchmark.results import WeightsRef
 
@@ -115,12 +116,6 @@ register_backbone(Backbone("resnet34", "resnet34", _resnet34,
                            "torchvision ResNet-34, ImageNet weights (IMAGENET1K_V1) from the weights resolver", paper=True))
 register_backbone(Backbone("efficientnet-lite0", "effnetlite0", _effnet,
                            "EfficientNet-Lite0 ImageNet (packaged, offline), pooled head features"))
-
-#: The pinned budgets (to be listed in the protocols' ``detectors`` as ``"classifier": ...``).
-CPU_BUDGET: dict[str, Any] = {"backbone": "efficientnet-lite0", "train_backbone": False, "image_size": 224,
-                              "epochs": 300, "batch_size": 32, "lr": 1e-2, "weight_decay": 1e-4}
-GPU_BUDGET: dict[str, Any] = {"backbone": "resnet34", "train_backbone": True, "image_size": 224,
-                              "epochs": 30, "batch_size": 32, "lr": 1e-4, "weight_decay": 1e-4}
 
 
 class ClassifierConfig(DetectorConfig):

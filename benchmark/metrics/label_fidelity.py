@@ -107,3 +107,6 @@ COLOUR_ADDED_SHARE = _spec("colour-added-share", "Share of images with colour sp
 #: Diagnostics every benchmark run computes beside its protocol's fidelity metrics (cheap, no weights):
 #: adding them changes no protocol and no protocol hash.
 DIAGNOSTICS = (LABEL_FIDELITY, LABEL_SPILL, LABEL_BELOW_FLOOR, COLOUR_ADDED, COLOUR_ADDED_SHARE)
+#: Their ids: computed for every synthesizer in every run (re-exported by :mod:`benchmark.metrics.registry`; planning
+#: a run reads them here, without importing the torch-based metrics).
+DIAGNOSTIC_METRICS = tuple(spec.id for spec in DIAGNOSTICS)

@@ -26,7 +26,7 @@ from benchmark.metrics.ic_lpips import IC_AD_EFFNET, IC_DFMGAN_EFFNET, IC_LPIPS_
 from benchmark.metrics.inception_score import IS, IS_EFFNET
 from benchmark.metrics.inputs import FidelityInputs
 from benchmark.metrics.kid import KID, KID_EFFNET
-from benchmark.metrics.label_fidelity import DIAGNOSTICS
+from benchmark.metrics.label_fidelity import DIAGNOSTIC_METRICS, DIAGNOSTICS  # noqa: F401 (DIAGNOSTIC_METRICS: re-exported)
 from benchmark.metrics.weights import ResolvedWeights, WeightsResolver, WeightsUnavailable
 from benchmark.results import MetricResult
 
@@ -54,9 +54,6 @@ for _spec in (IS, IS_EFFNET, IC_LPIPS_AD, IC_AD_EFFNET, IC_LPIPS_DFMGAN, IC_DFMG
               ATTRIBUTE_FAITHFULNESS, *DIAGNOSTICS):
     register_metric(_spec)
 
-#: Computed for every synthesizer in every run, beside the protocol's fidelity metrics (no weights, no
-#: published counterpart; see :mod:`benchmark.metrics.label_fidelity`).
-DIAGNOSTIC_METRICS = tuple(spec.id for spec in DIAGNOSTICS)
 
 
 def get_metric(metric_id: str) -> MetricSpec:
