@@ -17,8 +17,9 @@ image encoders are named in the network's config and loaded by name (:mod:`synth
 
 A call reads as numbered steps: (1) check the inputs, (2) cut a window around each mask and
 prepare what the sampler keeps and where it generates, (3) encode the conditions, (4) denoise
-(DDIM with RePaint blending, SDEdit-started from the pasted reference when one is given), (5)
-decode and composite into the normal image. Every sample has its own generator, so a sample
+(DDIM with RePaint blending, SDEdit-started from the pasted reference when one is given, the model
+call guided per modality by :mod:`synthesis.axf.guidance`), (5) decode and composite into the normal
+image. Every sample has its own generator, so a sample
 does not depend on the others in its batch.
 
 The blending band lies inside the mask by default (``blend_inside``), so the returned mask is
@@ -48,6 +49,8 @@ class SamplingOptions:
     num_inference_steps: int = DEFAULTS.sample_steps
     strength: float = DEFAULTS.sdedit_strength
     resample: int = DEFAULTS.resample
+    guidance_text: float = DEFAULTS.guidance_text
+    guidance_image: float = DEFAULTS.guidance_image
     blend_width: float = DEFAULTS.blend_width
     blend_inside: bool = DEFAULTS.blend_inside
     detail_transfer: float = DEFAULTS.detail_transfer
@@ -269,6 +272,7 @@ class AXFPipeline(DiffusionPipeline):
                  references: list[tuple[np.ndarray, np.ndarray] | None], generators: list[torch.Generator],
                  strength: float, sample_steps: int, opts: SamplingOptions) -> torch.Tensor:
         """Windows (pixels in [0, 1], ``[B, 3, w, w]``) for samples that share one SDEdit strength."""
+        from synthesis.axf.guidance import GuidanceScales, guided_denoiser
         from synthesis.axf.sample import ddim_repaint
 
         device = self.axf.device
@@ -280,7 +284,8 @@ class AXFPipeline(DiffusionPipeline):
             weight = torch.nn.functional.max_pool2d(weight, space.factor)
         init = space.encode(torch.stack([p["paste"] for p in prepared]).to(device)) if strength < 1.0 else None
         self.axf.eval()
-        sampled = ddim_repaint(self.axf, self.scheduler, known, weight, cond, sample_steps, generators,
+        denoiser = guided_denoiser(self.axf, cond, GuidanceScales(text=opts.guidance_text, image=opts.guidance_image))
+        sampled = ddim_repaint(denoiser, self.scheduler, known, weight, sample_steps, generators,
                                init=init, strength=strength, resample=opts.resample)
         return space.decode(sampled).cpu()
 

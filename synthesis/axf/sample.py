@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 
-from synthesis.axf.model import AXFCondition, AXFNet
+from synthesis.axf.guidance import Denoiser
 
 
 def make_schedulers(num_train_timesteps: int = 1000, beta_schedule: str = "squaredcos_cap_v2",
@@ -46,11 +46,10 @@ def noise_to(x0: torch.Tensor, noise: torch.Tensor, alpha: torch.Tensor) -> torc
 
 @torch.no_grad()
 def ddim_repaint(
-    net: AXFNet,
+    denoiser: Denoiser,
     scheduler: DDIMScheduler,
     known: torch.Tensor,
     generate: torch.Tensor,
-    cond: AXFCondition,
     steps: int,
     generators: Sequence[torch.Generator],
     init: torch.Tensor | None = None,
@@ -61,6 +60,7 @@ def ddim_repaint(
 ) -> torch.Tensor:
     """Sample ``[B, C, h, w]`` in model space.
 
+    ``denoiser``: the model call ``(x, t) -> eps`` (:func:`synthesis.axf.guidance.guided_denoiser`);
     ``known``: the normal windows (model space); ``generate``: ``[B, 1, h, w]`` weights in [0, 1],
     1 where to generate and 0 where to keep ``known``; ``init``: SDEdit start (model space).
     """
@@ -75,7 +75,6 @@ def ddim_repaint(
         x = noise_to(init, randn(shape, generators, device), _alpha(scheduler, timesteps[0]))
     else:
         x = randn(shape, generators, device) * scheduler.init_noise_sigma
-    embedding = net.embed(cond)
     iterator = timesteps
     if progress:
         from tqdm.auto import tqdm
@@ -85,7 +84,7 @@ def ddim_repaint(
         alpha_t, alpha_prev = _alpha(scheduler, t), _alpha(scheduler, t - gap)
         for round_ in range(resample):
             x = generate * x + (1 - generate) * noise_to(known, randn(shape, generators, device), alpha_t)
-            eps = net(x, torch.full((x.shape[0],), t, dtype=torch.long, device=device), embedding=embedding)
+            eps = denoiser(x, torch.full((x.shape[0],), t, dtype=torch.long, device=device))
             variance = randn(shape, generators, device) if eta > 0 else None
             x_prev = scheduler.step(eps, t, x, eta=eta, variance_noise=variance).prev_sample
             if round_ < resample - 1:  # RePaint: go back to level t and denoise again
