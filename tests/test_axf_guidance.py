@@ -130,3 +130,22 @@ def test_synthesizer_records_the_scales_and_text_zero_drops_the_text(split, tmp_
     dropped = synth.synthesize_batch(specs, normals)
     assert all(np.array_equal(a.image, b.image) for a, b in zip(text_zero, dropped))
     assert not all(np.array_equal(a.image, b.image) for a, b in zip(text_zero, unguided))
+
+
+def test_sweep_script_on_demo_data(tmp_path, demo_root):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "axf_guidance_sweep.py"
+    spec = importlib.util.spec_from_file_location("axf_guidance_sweep", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "sweep.json"
+    assert script.main(["--category", "disc", "--tiny", "--synth", "axf", "--n", "1", "--seeds", "0",
+                        "--text-scales", "0", "1", "--image-scales", "1", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["text"], r["image"], r["kind"]) for r in rows] == [(0.0, 1.0, "colour"), (1.0, 1.0, "colour")]
+    assert all(r["directions"] == 2 and 0.0 <= r["visible_mean"] <= 1.0 for r in rows)
+    # text scale 0 drops the text branch: the two captions of a pair give the same pixels; scale 1 does not
+    assert rows[0]["pair_delta"] == 0.0 and rows[1]["pair_delta"] > 0.0
