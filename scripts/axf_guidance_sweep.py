@@ -88,6 +88,7 @@ def sweep(synthesizer: Any, train: Any, text_scales: list[float], image_scales: 
                     "pair_delta": float(np.mean(observer.deltas)) if observer.deltas else None,
                     "seconds": round(seconds, 1),
                 })
+                print(f"# {json.dumps(rows[-1])}", file=sys.stderr, flush=True)  # partial results of a long sweep
     synthesizer.config = base
     return rows
 

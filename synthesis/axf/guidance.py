@@ -56,7 +56,7 @@ TERMS: dict[str, frozenset[str]] = {
 
 
 class GuidanceScales(BaseModel):
-    """The two guidance scales (1.0 / 1.0: no guidance)."""
+    """The two guidance scales (1.0 / 1.0: no guidance; the pinned defaults are ``AXFConfig.guidance_*``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
