@@ -73,7 +73,7 @@ class AXFConfig(BaseModel):
     sdedit_strength: float = Field(0.6, description="1.0: sample from pure noise; <1: start from a pasted training defect")
     resample: int = Field(1, description="RePaint resampling rounds per step")
     # classifier-free guidance per modality (synthesis/axf/guidance.py); 1.0 / 1.0: the unguided single pass.
-    # Defaults: see scripts/axf_guidance_sweep.py and the AXF README (chosen on the training split only).
+    # Kept at 1.0 / 1.0 (no guidance): no other choice is justified yet (AXF README, Guidance per modality).
     guidance_text: float = Field(1.0, description="text-branch guidance scale: eps(image) + s * (eps(image, text) "
                                  "- eps(image)); 0: the text branch dropped")
     guidance_image: float = Field(1.0, description="image-branch guidance scale (texture and location against "
