@@ -114,54 +114,74 @@ def _synthesizer(name: str, args: argparse.Namespace, train: Any) -> Any:
     return synthesizer
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    import numpy as np
+Tally = dict[tuple[str, str], dict[int, list[int]]]  # [(mode, kind)][seed] = [follows, against, undecided]
 
+
+def judge(synthesizer: Any, train: Any, seeds: list[int], n: int, kinds: list[str], modes: list[str],
+          examples: list[str] | None = None, limit: int = 0, observe: Any = None) -> Tally:
+    """Generate the swapped pairs with one synthesizer and count the verdicts per (mode, kind) and seed.
+
+    ``observe(request, output, normal)``, when given, sees every generated sample (for other figures
+    on the same outputs, e.g. label fidelity in ``scripts/axf_guidance_sweep.py``).
+    """
     from benchmark.metrics.attribute_checks import SizeReference
     from synthesis.plan import Planner
 
-    train = _train(args)
     sizes = SizeReference.from_masks([a.mask for a in train.anomalies])
     planner = Planner(train)
-    # tallies[(synth, mode, kind)][seed] = [follows, against, undecided]
-    tallies: dict[tuple[str, str, str], dict[int, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0]))
+    tallies: Tally = defaultdict(lambda: defaultdict(lambda: [0, 0, 0]))
+    for seed in seeds:
+        for defect in train.defect_types:
+            for spec in planner.plan(defect, n, seed):
+                normal = planner.normal_image(spec.normal_id)
+                for kind in kinds:
+                    swapped = swap(spec.caption, kind)
+                    if swapped is None:
+                        continue
+                    other_caption, word, other = swapped
+                    for mode in modes:
+                        if mode == "planned" and kind == "colour":
+                            continue  # the plan reads no colour words: same as text mode
+                        if mode == "text":
+                            asked = [(spec, word, other), (dataclasses.replace(spec, caption=other_caption), other, word)]
+                        else:
+                            replanned = Planner(train, caption=other_caption).plan(defect, 1, seed, start=spec.index)[0]
+                            asked = [(spec, word, other), (replanned, other, word)]
+                        outputs = synthesizer.synthesize_batch([s for s, _, _ in asked], [normal] * len(asked))
+                        for (request, want, not_want), output in zip(asked, outputs):
+                            if observe is not None:
+                                observe(request, output, normal)
+                            yes = satisfied(kind, want, output.image, output.mask, normal, sizes)
+                            no = satisfied(kind, not_want, output.image, output.mask, normal, sizes)
+                            cell = tallies[(mode, kind)][seed]
+                            cell[0 if yes and no is False else 1 if no and yes is False else 2] += 1
+                            if examples is not None and len(examples) < limit:
+                                examples.append(f"{synthesizer.name} {mode} {kind}: {request.caption!r} asked {want!r}: "
+                                                f"{yes}, other {not_want!r}: {no}")
+    return tallies
+
+
+def summarise(per_seed: dict[int, list[int]]) -> dict[str, Any]:
+    """Shares of pair directions that follow / go against: mean and standard deviation over seeds."""
+    import numpy as np
+
+    follows = [c[0] / max(1, sum(c)) for c in per_seed.values()]
+    against = [c[1] / max(1, sum(c)) for c in per_seed.values()]
+    return {"directions": int(sum(sum(c) for c in per_seed.values())),
+            "follows_mean": float(np.mean(follows)), "follows_std": float(np.std(follows)),
+            "against_mean": float(np.mean(against)), "against_std": float(np.std(against)),
+            "repetitions": len(per_seed)}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    train = _train(args)
+    rows: list[dict[str, Any]] = []
     examples: list[str] = []
     for name in args.synth:
         synthesizer = _synthesizer(name, args, train)
-        for seed in args.seeds:
-            for defect in train.defect_types:
-                for spec in planner.plan(defect, args.n, seed):
-                    normal = planner.normal_image(spec.normal_id)
-                    for kind in args.kinds:
-                        swapped = swap(spec.caption, kind)
-                        if swapped is None:
-                            continue
-                        other_caption, word, other = swapped
-                        for mode in args.modes:
-                            if mode == "planned" and kind == "colour":
-                                continue  # the plan reads no colour words: same as text mode
-                            if mode == "text":
-                                asked = [(spec, word, other), (dataclasses.replace(spec, caption=other_caption), other, word)]
-                            else:
-                                replanned = Planner(train, caption=other_caption).plan(defect, 1, seed, start=spec.index)[0]
-                                asked = [(spec, word, other), (replanned, other, word)]
-                            outputs = synthesizer.synthesize_batch([s for s, _, _ in asked], [normal] * len(asked))
-                            for (request, want, not_want), output in zip(asked, outputs):
-                                yes = satisfied(kind, want, output.image, output.mask, normal, sizes)
-                                no = satisfied(kind, not_want, output.image, output.mask, normal, sizes)
-                                cell = tallies[(name, mode, kind)][seed]
-                                cell[0 if yes and no is False else 1 if no and yes is False else 2] += 1
-                                if len(examples) < args.examples:
-                                    examples.append(f"{name} {mode} {kind}: {request.caption!r} asked {want!r}: "
-                                                    f"{yes}, other {not_want!r}: {no}")
-    rows = []
-    for (name, mode, kind), per_seed in sorted(tallies.items()):
-        follows = [c[0] / max(1, sum(c)) for c in per_seed.values()]
-        against = [c[1] / max(1, sum(c)) for c in per_seed.values()]
-        rows.append({"synth": name, "mode": mode, "kind": kind, "directions": int(sum(sum(c) for c in per_seed.values())),
-                     "follows_mean": float(np.mean(follows)), "follows_std": float(np.std(follows)),
-                     "against_mean": float(np.mean(against)), "against_std": float(np.std(against)),
-                     "repetitions": len(per_seed)})
+        tallies = judge(synthesizer, train, args.seeds, args.n, args.kinds, args.modes, examples, args.examples)
+        rows += [{"synth": name, "mode": mode, "kind": kind, **summarise(per_seed)}
+                 for (mode, kind), per_seed in sorted(tallies.items())]
     return {"rows": rows, "examples": examples, "dataset": train.dataset, "category": train.category,
             "image_size": train.image_size}
 

@@ -75,6 +75,12 @@ class AXFConfig(BaseModel):
                               "s runs round(s * sample_steps) of them")
     sdedit_strength: float = Field(0.6, description="1.0: sample from pure noise; <1: start from a pasted training defect")
     resample: int = Field(1, description="RePaint resampling rounds per step")
+    # classifier-free guidance per modality (synthesis/axf/guidance.py); 1.0 / 1.0: the unguided single pass.
+    # Kept at 1.0 / 1.0 (no guidance): no other choice is justified yet (AXF README, Guidance per modality).
+    guidance_text: float = Field(1.0, description="text-branch guidance scale: eps(image) + s * (eps(image, text) "
+                                 "- eps(image)); 0: the text branch dropped")
+    guidance_image: float = Field(1.0, description="image-branch guidance scale (texture and location against "
+                                  "training's unconditional embedding)")
     blend_width: float = Field(2.0, description="soft blending band at the mask's border, pixels (0: hard)")
     blend_inside: bool = Field(True, description="the band lies inside the mask, so the returned mask is the planned "
                                "one (the label); False: outside it, returning the mask plus the band (version 1)")

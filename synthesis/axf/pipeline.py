@@ -17,8 +17,9 @@ paper mode, ``vae`` (the frozen pretrained autoencoder). The frozen text and ima
 
 A call reads as numbered steps: (1) check the inputs, (2) cut a window around each mask and
 prepare what the sampler keeps and where it generates, (3) encode the conditions, (4) denoise
-(the solver with RePaint blending, SDEdit-started from the pasted reference when one is given), (5)
-decode and composite into the normal image. Every sample has its own generator, so a sample
+(the solver with RePaint blending, SDEdit-started from the pasted reference when one is given, the model
+call guided per modality by :mod:`synthesis.axf.guidance`), (5) decode and composite into the normal
+image. Every sample has its own generator, so a sample
 does not depend on the others in its batch.
 
 The blending band lies inside the mask by default (``blend_inside``), so the returned mask is
@@ -49,6 +50,8 @@ class SamplingOptions:
     num_inference_steps: int = DEFAULTS.sample_steps
     strength: float = DEFAULTS.sdedit_strength
     resample: int = DEFAULTS.resample
+    guidance_text: float = DEFAULTS.guidance_text
+    guidance_image: float = DEFAULTS.guidance_image
     blend_width: float = DEFAULTS.blend_width
     blend_inside: bool = DEFAULTS.blend_inside
     detail_transfer: float = DEFAULTS.detail_transfer
@@ -263,7 +266,8 @@ class AXFPipeline(DiffusionPipeline):
                  sample_steps: int, opts: SamplingOptions) -> torch.Tensor:
         """Windows (pixels in [0, 1], ``[B, 3, w, w]``); samples with different SDEdit strengths share one
         sampling loop (each joins at its own start step, see :func:`~synthesis.axf.sample.repaint_sample`)."""
-        from synthesis.axf.sample import net_denoiser, repaint_sample
+        from synthesis.axf.guidance import GuidanceScales, guided_denoiser
+        from synthesis.axf.sample import repaint_sample
 
         device = self.axf.device
         space = self.space
@@ -279,7 +283,7 @@ class AXFPipeline(DiffusionPipeline):
             if any(s < 1.0 for s in strengths):  # samples without a paste start from noise; their row is unused
                 init = space.encode(torch.stack([p["paste"] if p["paste"] is not None else p["known"]
                                                  for p in prepared]).to(device))
-            denoiser = net_denoiser(self.axf, cond)
+            denoiser = guided_denoiser(self.axf, cond, GuidanceScales(text=opts.guidance_text, image=opts.guidance_image))
         sampled = repaint_sample(denoiser, self.scheduler, known, weight, sample_steps, generators,
                                  init=init, strength=strengths, resample=opts.resample)
         with torch.inference_mode():
