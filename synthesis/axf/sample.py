@@ -198,12 +198,3 @@ def repaint_sample(
         x[rows] = xa
     return generate * x + (1 - generate) * known
 
-
-def ddim_repaint(net: AXFNet, scheduler: SchedulerMixin, known: torch.Tensor, generate: torch.Tensor,
-                 cond: AXFCondition, steps: int, generators: Sequence[torch.Generator], init: torch.Tensor | None = None,
-                 strength: float | Sequence[float] = 1.0, resample: int = 1, progress: bool = False) -> torch.Tensor:
-    """:func:`repaint_sample` with the plain conditional network (any solver, despite the historical name)."""
-    with torch.inference_mode():
-        denoiser = net_denoiser(net, cond)
-    return repaint_sample(denoiser, scheduler, known, generate, steps, generators, init=init, strength=strength,
-                          resample=resample, progress=progress)
