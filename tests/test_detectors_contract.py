@@ -12,7 +12,7 @@ from benchmark.detectors import DETECTORS, available, create_detector, describe,
 from benchmark.detectors.base import Detector, SyntheticSet
 from benchmark.detectors.toy import toy_task
 
-NAMES = ["draem", "padim-effnetlite0", "unet"]  # anomaly detectors: the score-and-map contract below
+NAMES = ["draem", "padim-effnetlite0", "probe-effnetlite0", "unet"]  # anomaly detectors: the score-and-map contract below
 CLASSIFIERS = ["classifier"]  # defect-type classification (tests/test_classifier.py)
 
 
@@ -39,7 +39,8 @@ def _fit_predict(name: str, task, seed: int = 0) -> tuple[Detector, np.ndarray, 
 def test_registry_lists_the_detectors() -> None:
     assert available() == sorted(NAMES + CLASSIFIERS)
     assert {name: entry.uses_synthesis for name, entry in DETECTORS.items()} == {
-        "unet": True, "draem": True, "padim-effnetlite0": False, "classifier": True}
+        "unet": True, "draem": True, "padim-effnetlite0": False, "classifier": True,
+        "probe-effnetlite0": True}
     rows = describe()
     assert [row["name"] for row in rows] == sorted(NAMES + CLASSIFIERS)
     for row in rows:
@@ -87,7 +88,7 @@ def test_save_load_gives_identical_predictions(name: str, task, tmp_path: Path) 
         _tiny(name, image_size=64).load(tmp_path / name)
 
 
-@pytest.mark.parametrize("name", ["unet", "padim-effnetlite0"])
+@pytest.mark.parametrize("name", ["unet", "padim-effnetlite0", "probe-effnetlite0"])
 def test_other_resolutions_are_resized_and_maps_come_back_at_input_size(name: str, task) -> None:  # noqa: ANN001
     detector = _tiny(name)
     big = np.repeat(np.repeat(task.normals, 2, axis=1), 2, axis=2)  # 64 px inputs for a 32 px detector
@@ -112,7 +113,7 @@ def test_fit_sees_only_training_data(name: str) -> None:
     assert parameters == ["self", "normals", "synthetic", "progress"]
 
 
-@pytest.mark.parametrize("name", ["unet", "draem"])
+@pytest.mark.parametrize("name", ["unet", "draem", "probe-effnetlite0"])
 def test_synthesis_detectors_need_a_synthetic_set(name: str, task) -> None:  # noqa: ANN001
     with pytest.raises(ValueError, match="SyntheticSet"):
         _tiny(name).fit(task.normals, None, progress=False)

@@ -44,7 +44,7 @@ def test_padim_ignores_a_synthetic_set(task) -> None:  # noqa: ANN001
 
 def test_padim_features_and_channel_subset(task) -> None:  # noqa: ANN001
     detector = create_detector("padim-effnetlite0", {"image_size": 64}, seed=0)
-    assert detector._n_original_features() == 24 + 40 + 112
+    assert detector.features.n_channels == 24 + 40 + 112
     assert len(detector.idx) == 100 and len(set(detector.idx.tolist())) == 100
     embedding = detector._embed(task.normals[:2])
     assert embedding.shape == (2, 100, 16, 16)  # stride-4 grid of a 64 px input

