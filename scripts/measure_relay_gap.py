@@ -3,7 +3,7 @@
     python scripts/measure_relay_gap.py runs/x/cache/generate/<key>/samples --seeds 0 1 2 \
         --variants native jpeg256 png256 jpeg64 nearest256-jpeg-box plus-minus-1
 
-Trains the protocol's detector (default ``unet``) on the set with each image replaced by a variant
+Trains a detector (default ``unet``; ``--detector probe-effnetlite0`` for the convex linear probe) on the set with each image replaced by a variant
 (:data:`VARIANTS`: the JPEG relay as ``tests/test_external_sets.py`` writes and the importer reads it,
 and its parts taken apart) and prints one JSON line per (variant, detector seed) with the pixel AP.
 Masks, clean sources, sample order and detector seeds are the native set's in every variant, so a
