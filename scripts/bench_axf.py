@@ -10,8 +10,8 @@ processes on a shared machine inflate the timings), torch threads, and peak resi
 ``--checkpoint`` skips the fit; ``--config key=value`` overrides settings as in the CLI.
 
 Side by side (``--compare ddim:50 dpmsolver++:10``): on the same checkpoint and inputs (same seeds,
-hence the same planned masks, captions and references), each sampling recipe ``SOLVER:STEPS``
-generates the set ``--rounds`` times, the recipes alternating so that a change in the machine's
+hence the same planned masks, captions and references), each sampling recipe ``SOLVER:STEPS[:PRECISION]``
+(precision ``float32`` unless ``bfloat16`` is named) generates the set ``--rounds`` times, the recipes alternating so that a change in the machine's
 load hits them alike; per recipe the median images/s (wall) and the images per CPU-second times
 the threads (what the recipe would do on idle cores: the figure to trust on a shared machine).
 Beside the timings: FLOPs per generated image (torch's flop counter over one more generation of
@@ -22,7 +22,7 @@ how much the outputs of each recipe differ from the first one's (mean absolute d
 the masks, outside them, visible share of the mask from ``synthesis/fidelity.py``).
 
     python scripts/bench_axf.py --subset demo --category disc --checkpoint ckpt --out /tmp/cmp \
-        --compare ddim:50 dpmsolver++:10 --threads 2
+        --compare ddim:50 dpmsolver++:10 dpmsolver++:10:bfloat16 --threads 2
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", help="skip the fit: load this checkpoint")
     parser.add_argument("--out", required=True)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--compare", nargs="+", metavar="SOLVER:STEPS",
+    parser.add_argument("--compare", nargs="+", metavar="SOLVER:STEPS[:PRECISION]",
                         help="side by side: generate with each sampling recipe (first = baseline), e.g. ddim:50 dpmsolver++:10")
     parser.add_argument("--rounds", type=int, default=2, help="with --compare: timed generations per recipe")
     args = parser.parse_args(argv)
@@ -140,11 +140,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _with_solver(synth, recipe: str):  # noqa: ANN001, ANN202 - an AXFSynthesizer, the same one re-set
-    """The synthesizer sampling with ``SOLVER:STEPS`` (its config says so, so the set's record does too)."""
-    from synthesis.axf.sample import make_sample_scheduler
+    """The synthesizer sampling with ``SOLVER:STEPS[:PRECISION]`` (precision float32 unless named; its config
+    says so, so the set's record does too)."""
+    from synthesis.axf.sample import PRECISIONS, make_sample_scheduler
 
-    solver, _, steps = recipe.partition(":")
-    synth.config = synth.config.model_copy(update={"solver": solver, "sample_steps": int(steps)})
+    solver, steps, *rest = recipe.split(":")
+    precision = rest[0] if rest else "float32"
+    if precision not in PRECISIONS or len(rest) > 1:
+        raise SystemExit(f"error: recipe {recipe!r}: expected SOLVER:STEPS[:PRECISION], precision one of {', '.join(PRECISIONS)}")
+    synth.config = synth.config.model_copy(update={"solver": solver, "sample_steps": int(steps),
+                                                   "sample_precision": precision})
     synth.sample_scheduler = make_sample_scheduler(solver, synth.train_scheduler.config,
                                                    bool(synth.train_scheduler.config.clip_sample))
     synth.pipeline.scheduler = synth.sample_scheduler

@@ -162,3 +162,19 @@ def test_guided_denoiser_serves_the_rows_the_sampler_has_started():
         both = denoiser(x, t, torch.arange(2))
         second = denoiser(x[1:], t[1:], torch.tensor([1]))
     assert torch.allclose(second, both[1:], atol=1e-5)
+
+
+def test_sampling_precision_float32_is_the_denoiser_itself_and_bfloat16_stays_close():
+    from synthesis.axf.sample import in_precision
+
+    net, cond = _net(), _cond()
+
+    def plain(x, t, rows):
+        return net(x, t, cond=cond)
+
+    assert in_precision(plain, "float32", "cpu") is plain  # version 4's arithmetic, bit for bit
+    full, half = _sample(plain), _sample(in_precision(plain, "bfloat16", "cpu"))
+    assert half.dtype == torch.float32 and torch.equal(half, _sample(in_precision(plain, "bfloat16", "cpu")))
+    assert not torch.equal(half, full) and (half - full).abs().max() < 0.05  # model space [-1, 1]
+    with pytest.raises(ValueError, match="unknown sample precision"):
+        in_precision(plain, "float16", "cpu")

@@ -115,3 +115,4 @@ def test_the_pipeline_saves_and_loads_its_solver(tmp_path):
     assert isinstance(loaded.scheduler, DPMSolverMultistepScheduler)
     assert loaded.scheduler.config.algorithm_type == "dpmsolver++" and loaded.scheduler.config.thresholding
     assert loaded.scheduler.config.timestep_spacing == "trailing"
+

@@ -146,7 +146,7 @@ def test_a_new_synthesizer_version_never_reuses_a_cached_fit() -> None:
     from benchmark.protocols import get_protocol
     from benchmark.stages import planner_params, version_params
 
-    assert version_params("axf") == {"version": "4"} and version_params("axf-no-text") == {"version": "4"}
+    assert version_params("axf") == {"version": "5"} and version_params("axf-no-text") == {"version": "5"}
     assert version_params("perlin") == {"version": "2"} and version_params("croppaste") == {"version": "3"}
     assert version_params("cutpaste") == {}  # version 1: keys as before, existing caches stay valid
     protocol = get_protocol("mvtec-caption-smoke/v1")
@@ -155,6 +155,6 @@ def test_a_new_synthesizer_version_never_reuses_a_cached_fit() -> None:
                          synthesizers=["axf", "croppaste"], detectors=["unet"], generation_seed=0, detector_seed=0,
                          repetitions=1, out="unused")
     plan = plan_category(request, context)
-    assert plan.fits[0, "axf"].params["version"] == "4" and plan.fits[0, "croppaste"].params["version"] == "3"
+    assert plan.fits[0, "axf"].params["version"] == "5" and plan.fits[0, "croppaste"].params["version"] == "3"
     assert plan.generates[0, "croppaste"].params["planner"] == planner_params()["planner"] == 3  # new plans: new sets
     assert plan.fidelities[0, "axf"].params["diagnostics"][0] == "label-fidelity"

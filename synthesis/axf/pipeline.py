@@ -52,6 +52,7 @@ class SamplingOptions:
     resample: int = DEFAULTS.resample
     guidance_text: float = DEFAULTS.guidance_text
     guidance_image: float = DEFAULTS.guidance_image
+    sample_precision: str = DEFAULTS.sample_precision
     blend_width: float = DEFAULTS.blend_width
     blend_inside: bool = DEFAULTS.blend_inside
     detail_transfer: float = DEFAULTS.detail_transfer
@@ -267,7 +268,7 @@ class AXFPipeline(DiffusionPipeline):
         """Windows (pixels in [0, 1], ``[B, 3, w, w]``); samples with different SDEdit strengths share one
         sampling loop (each joins at its own start step, see :func:`~synthesis.axf.sample.repaint_sample`)."""
         from synthesis.axf.guidance import GuidanceScales, guided_denoiser
-        from synthesis.axf.sample import repaint_sample
+        from synthesis.axf.sample import in_precision, repaint_sample
 
         device = self.axf.device
         space = self.space
@@ -284,6 +285,7 @@ class AXFPipeline(DiffusionPipeline):
                 init = space.encode(torch.stack([p["paste"] if p["paste"] is not None else p["known"]
                                                  for p in prepared]).to(device))
             denoiser = guided_denoiser(self.axf, cond, GuidanceScales(text=opts.guidance_text, image=opts.guidance_image))
+            denoiser = in_precision(denoiser, opts.sample_precision, device)
         sampled = repaint_sample(denoiser, self.scheduler, known, weight, sample_steps, generators,
                                  init=init, strength=strengths, resample=opts.resample)
         with torch.inference_mode():

@@ -118,6 +118,30 @@ def net_denoiser(net: AXFNet, cond: AXFCondition) -> Denoiser:
     return denoise
 
 
+#: Arithmetic of the network's calls while sampling, by name (``AXFConfig.sample_precision``).
+PRECISIONS: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def in_precision(denoiser: Denoiser, precision: str, device: torch.device | str) -> Denoiser:
+    """``denoiser`` with its calls under ``torch.autocast`` to ``precision``; its output back in float32.
+
+    Why: the network's convolutions and attention are the cost of sampling, and in bfloat16 they run 1.7x
+    faster on a CPU with AVX512-BF16 (2 cores, 6 windows of 64 px: 0.38 -> 0.22 CPU-s per call) for a
+    0.8 % relative change of the predicted noise. The solver, the blending and everything outside the
+    network stay in float32. ``float32`` returns ``denoiser`` itself (bit for bit as before)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown sample precision {precision!r}; known: {', '.join(PRECISIONS)}")
+    if PRECISIONS[precision] == torch.float32:
+        return denoiser
+    device_type = torch.device(device).type
+
+    def denoise(x: torch.Tensor, t: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type, dtype=PRECISIONS[precision]):
+            return denoiser(x, t, rows).float()
+
+    return denoise
+
+
 def start_index(steps: int, strength: float, has_init: bool = True) -> int:
     """The index into the ``steps``-step grid where sampling at SDEdit ``strength`` starts (0: from noise)."""
     if not has_init or strength >= 1.0:
