@@ -265,3 +265,30 @@ def test_detail_transfer_sharpens_large_windows_and_keeps_the_background(split):
         for normal, out in zip(normals, outputs[detail]):
             assert np.array_equal(out.image[~out.mask], normal[~out.mask])
     assert not all(np.array_equal(a.image, b.image) for a, b in zip(outputs[0.0], outputs[1.0]))
+
+
+def test_cross_reference_shows_another_anomaly_of_the_type_and_zero_changes_nothing():
+    """The image branch of a defect window: its own anomaly's tokens at 0, another of the same type at 1."""
+    import dataclasses
+
+    from synthesis.axf.train import TrainingSet, TrainSettings, make_batch
+
+    n = 6
+    masks = np.zeros((n, 32, 32), bool)
+    masks[:, 10:20, 10:20] = True
+    images = np.repeat(np.arange(n, dtype=np.uint8)[:, None, None, None] * 40, 32, 1).repeat(32, 2).repeat(3, 3)
+    data = TrainingSet(anomaly_images=images, anomaly_masks=masks,  # anomaly i is flat grey 40 i: readable in a window
+                       defect_index=np.array([0, 0, 0, 1, 1, 1]), text=None, text_valid=None,
+                       image=torch.arange(n, dtype=torch.float32)[:, None, None].repeat(1, 2, 3),  # token = index
+                       normals=np.zeros((0, 32, 32, 3), np.uint8))
+    base = TrainSettings(steps=1, batch_size=16, window=16, normal_fraction=0.0, branch_dropout=0.0, seed=3)
+    for step in range(3):
+        own = make_batch(data, base, step)
+        again = make_batch(data, dataclasses.replace(base, cross_reference=0.0), step)
+        assert torch.equal(own[0], again[0]) and torch.equal(own[2].image, again[2].image)
+        target = torch.round(own[0][:, 0, 0, 0] * 255 / 40).long()
+        assert torch.equal(own[2].image[:, 0, 0].long(), target)  # its own tokens
+        windows, _, cond = make_batch(data, dataclasses.replace(base, cross_reference=1.0), step)
+        target, shown = torch.round(windows[:, 0, 0, 0] * 255 / 40).long(), cond.image[:, 0, 0].long()
+        types = torch.from_numpy(data.defect_index)
+        assert bool((shown != target).all()) and torch.equal(types[shown], types[target])  # another, same type

@@ -55,6 +55,9 @@ class AXFConfig(BaseModel):
     mask_weight: float = 4.0
     normal_fraction: float = 0.2
     branch_dropout: float = 0.1
+    cross_reference: float = Field(0.0, ge=0, le=1, description="training: probability that a defect window's image "
+                                   "branch shows another training anomaly of its type, so that only the caption "
+                                   "describes the window exactly (0: always its own image, as before)")
     train_t_max: float | None = Field(None, description="train on timesteps below this fraction of the schedule; "
                                       "None: sdedit_strength + 0.1 (sampling never visits higher noise levels)")
     warmup_steps: int = Field(50, ge=0, description="linear warm-up of the learning rate (at most a tenth of the steps)")

@@ -9,7 +9,9 @@ Batch items are, with probability ``normal_fraction``, windows of normal images 
 mask and every branch dropped (the unconditional embedding: the network learns the object's
 normal surface, which the RePaint blending relies on), otherwise windows around one of the
 training anomalies (defect types drawn uniformly), with random scale, shift, flips and
-quarter turns, and each MIF branch dropped with probability ``branch_dropout``.
+quarter turns, and each MIF branch dropped with probability ``branch_dropout``; with probability ``cross_reference``
+a defect window's image branch shows another training anomaly of its type (its caption is then the only exact
+description of the window).
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class TrainSettings:
     rotate: bool = DEFAULTS.augment_rotate
     normal_fraction: float = DEFAULTS.normal_fraction
     branch_dropout: float = DEFAULTS.branch_dropout
+    cross_reference: float = DEFAULTS.cross_reference
     loss: str = DEFAULTS.loss
     mask_weight: float = DEFAULTS.mask_weight
     t_max: float = 1.0
@@ -76,7 +79,7 @@ class TrainSettings:
             steps=cfg.train_steps, batch_size=cfg.batch_size, lr=cfg.lr, window=cfg.window_size,
             margin=cfg.window_margin, scale_range=tuple(cfg.augment_scale), shift=cfg.augment_shift,
             rotate=cfg.augment_rotate, normal_fraction=cfg.normal_fraction, branch_dropout=cfg.branch_dropout,
-            loss=cfg.loss, mask_weight=cfg.mask_weight, t_max=t_max, ema_decay=cfg.ema_decay,
+            cross_reference=cfg.cross_reference, loss=cfg.loss, mask_weight=cfg.mask_weight, t_max=t_max, ema_decay=cfg.ema_decay,
             warmup=min(cfg.warmup_steps, max(1, cfg.train_steps // 10)), min_lr_ratio=cfg.min_lr_ratio,
             grad_clip=cfg.grad_clip, seed=cfg.seed, snapshot_every=cfg.snapshot_every,
         )
@@ -101,7 +104,7 @@ def make_batch(data: TrainingSet, settings: TrainSettings, step: int) -> tuple[t
     rng = np.random.default_rng(step_seed(settings.seed, step))
     w = settings.window
     types = np.unique(data.defect_index)
-    images, masks, picks, keeps = [], [], [], []
+    images, masks, picks, references, keeps = [], [], [], [], []
     for _ in range(settings.batch_size):
         normal = len(data.normals) > 0 and rng.random() < settings.normal_fraction
         j = int(rng.choice(np.flatnonzero(data.defect_index == rng.choice(types))))
@@ -118,18 +121,24 @@ def make_batch(data: TrainingSet, settings: TrainSettings, step: int) -> tuple[t
         else:
             crop, mask = win.crop(data.anomaly_images[j]), win.crop(data.anomaly_masks[j]).astype(np.float32)
             keep = rng.random(4) >= settings.branch_dropout
+        reference = j
+        if settings.cross_reference > 0 and not normal:  # no draw at 0: the default's random stream is unchanged
+            others = np.flatnonzero((data.defect_index == data.defect_index[j]) & (np.arange(len(data.defect_index)) != j))
+            if len(others) and rng.random() < settings.cross_reference:
+                reference = int(rng.choice(others))
         image_t = resize(torch.from_numpy(crop.transpose(2, 0, 1).copy()).float()[None] / 255.0, w)[0]
         mask_t = resize(torch.from_numpy(mask)[None, None], w, mode="area")[0]
         image_t, mask_t = _augment(image_t, mask_t, rng, settings.rotate)
         images.append(image_t)
         masks.append(mask_t)
         picks.append(j)
+        references.append(reference)
         keeps.append(keep)
     index = torch.tensor(picks)
     cond = AXFCondition(
         text=data.text[index] if data.text is not None else None,
         text_valid=data.text_valid[index] if data.text_valid is not None else None,
-        image=data.image[index] if data.image is not None else None,
+        image=data.image[torch.tensor(references)] if data.image is not None else None,
         defect=torch.from_numpy(data.defect_index[picks]).long(),
         mask=torch.stack(masks).clamp(0, 1),
         keep=torch.from_numpy(np.stack(keeps)),
