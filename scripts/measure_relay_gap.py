@@ -16,6 +16,7 @@ this separates resampling, JPEG and the detector's sensitivity to any change of 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 import sys
@@ -67,11 +68,10 @@ VARIANTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 def main(argv: list[str] | None = None) -> int:
     from benchmark.context import load_category
     from benchmark.detectors import create_detector
-    from benchmark.detectors.base import SyntheticSet
     from benchmark.evaluation import evaluate_detection
     from benchmark.protocols import get_protocol
-    from benchmark.stages import detector_config
-    from synthesis.generated_set import load_samples, read_info
+    from benchmark.stages import detector_config, synthetic_set
+    from synthesis.generated_set import read_info
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("set", type=Path, help="a generated-set folder (generation.json, manifest.jsonl)")
@@ -82,21 +82,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         info = read_info(args.set)
-        rows = load_samples(args.set)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)  # read_info names the folder
         return 2
     protocol = get_protocol(info.protocol_id)
     ctx = load_category(protocol, info.dataset, info.category, args.data_root, None)
-    normals = {normal.image_id: normal.image for normal in ctx.train.normals}
+    native = synthetic_set(ctx, args.set)
     train_normals = np.stack([normal.image for normal in ctx.train.normals])
     for seed in args.seeds:
         for name in args.variants:
             started = time.perf_counter()
-            synthetic = SyntheticSet(clean=np.stack([normals[sample.normal_id] for sample, _, _ in rows]),
-                                     anomalous=np.stack([VARIANTS[name](image) for _, image, _ in rows]),
-                                     masks=np.stack([mask for _, _, mask in rows]),
-                                     defect_types=np.array([sample.defect_type for sample, _, _ in rows]))
+            synthetic = dataclasses.replace(native, anomalous=np.stack([VARIANTS[name](image) for image in native.anomalous]))
             detector = create_detector(args.detector, detector_config(protocol, args.detector), seed=seed, device="cpu")
             detector.fit(train_normals, synthetic, progress=False)
             scores, maps = detector.predict(ctx.test.images)

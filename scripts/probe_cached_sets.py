@@ -41,11 +41,10 @@ def find_sets(out: Path, protocol: str, dataset: str, category: str, synth: str)
 def main(argv: list[str] | None = None) -> int:
     from benchmark.context import load_category
     from benchmark.detectors import create_detector
-    from benchmark.detectors.base import SyntheticSet
     from benchmark.evaluation import evaluate_detection
     from benchmark.protocols import get_protocol
+    from benchmark.stages import synthetic_set
     from benchmark.statistics import compare_paired, format_summary, summarize
-    from synthesis.generated_set import load_samples
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path, help="a benchmark run's --out folder (its cache/generate holds the sets)")
@@ -62,7 +61,6 @@ def main(argv: list[str] | None = None) -> int:
     protocol = get_protocol(args.protocol)
     ctx = load_category(protocol, args.dataset, args.category, args.data_root, args.caption_source)
     normals = np.stack([normal.image for normal in ctx.train.normals])
-    by_id = {normal.image_id: normal.image for normal in ctx.train.normals}
     scores: dict[str, dict[str, list[float]]] = {}
     for synth in args.synth:
         sets = find_sets(args.out, protocol.id, args.dataset, args.category, synth)
@@ -73,10 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         scores[synth] = {"pixel_ap": [], "aupro": []}
         for seed in args.seeds:
-            rows = load_samples(sets[seed])
-            synthetic = SyntheticSet(clean=np.stack([by_id[s.normal_id] for s, _, _ in rows]),
-                                     anomalous=np.stack([image for _, image, _ in rows]),
-                                     masks=np.stack([mask for _, _, mask in rows]))
+            synthetic = synthetic_set(ctx, sets[seed])  # the harness's own reading, files verified
             probe = create_detector("probe-effnetlite0", {"image_size": args.image_size or protocol.image_size}, seed=seed)
             probe.fit(normals, synthetic, progress=False)
             s, maps = probe.predict(ctx.test.images)

@@ -50,3 +50,8 @@ class EffNetLite0Features:
         features = self.stages(images_to_tensor(images, self.image_size, self.device))
         grid = features[0].shape[-2:]
         return torch.cat([features[0]] + [F.interpolate(f, size=grid, mode="nearest") for f in features[1:]], 1)
+
+
+def map_sigma(image_size: int, sigma: float | None = None) -> float:
+    """Gaussian blur of an upsampled anomaly map: ``sigma``, or anomalib's PaDiM 4 at 256 px scaled to ``image_size``."""
+    return sigma or max(1.0, round(4.0 * image_size / 256))

@@ -24,7 +24,7 @@ from pydantic import Field
 from tqdm.auto import tqdm
 
 from benchmark.detectors.base import Detector, DetectorConfig, SyntheticSet, check_images
-from benchmark.detectors.effnet_features import EFFNET_LITE0_SOURCE, EffNetLite0Features
+from benchmark.detectors.effnet_features import EFFNET_LITE0_SOURCE, EffNetLite0Features, map_sigma
 from benchmark.detectors.tensors import batches, maps_to_numpy
 from benchmark.results import WeightsRef
 from synthesis.pretrained import EFFNET_LITE0_SHA256
@@ -59,8 +59,7 @@ class PadimDetector(Detector):
         generator = torch.Generator().manual_seed(self.seed)
         self.idx = torch.randperm(n_original, generator=generator)[: c.n_features].to(device)
         self.gaussian = MultiVariateGaussian().to(device)
-        sigma = c.sigma or max(1.0, round(4.0 * c.image_size / 256))
-        self.map_generator = AnomalyMapGenerator(sigma=sigma).to(device)
+        self.map_generator = AnomalyMapGenerator(sigma=map_sigma(c.image_size, c.sigma)).to(device)
 
     def weights(self) -> list[WeightsRef]:
         return [WeightsRef(name="EfficientNet-Lite0 (ImageNet)", source=EFFNET_LITE0_SOURCE, sha256=EFFNET_LITE0_SHA256)]

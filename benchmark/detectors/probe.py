@@ -29,13 +29,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from anomalib.models.components import GaussianBlur2d
+from anomalib.models.image.padim.anomaly_map import AnomalyMapGenerator
 from pydantic import Field
 from torch.nn import functional as F  # noqa: N812
 from tqdm.auto import tqdm
 
 from benchmark.detectors.base import Detector, DetectorConfig, SyntheticSet, check_images
-from benchmark.detectors.effnet_features import EFFNET_LITE0_SOURCE, EffNetLite0Features
+from benchmark.detectors.effnet_features import EFFNET_LITE0_SOURCE, EffNetLite0Features, map_sigma
 from benchmark.detectors.tensors import batches, maps_to_numpy
 from benchmark.results import WeightsRef
 from synthesis.pretrained import EFFNET_LITE0_SHA256
@@ -78,9 +78,8 @@ class LinearProbeDetector(Detector):
     def __init__(self, config: dict[str, Any] | ProbeConfig, seed: int, device: str = "cpu") -> None:
         super().__init__(config, seed, device)
         self.features = EffNetLite0Features(self.config.blocks, self.config.image_size, device)
-        sigma = self.config.sigma or max(1.0, round(4.0 * self.config.image_size / 256))
-        kernel = 2 * int(4.0 * sigma + 0.5) + 1
-        self.blur = GaussianBlur2d(kernel_size=(kernel, kernel), sigma=(sigma, sigma), channels=1).to(device)
+        # PaDiM's map blur, built by anomalib (its kernel-size rule), applied to the probe's logits
+        self.blur = AnomalyMapGenerator(sigma=map_sigma(self.config.image_size, self.config.sigma)).blur.to(device)
         self.mean = self.scale = self.coef = self.intercept = None
 
     def weights(self) -> list[WeightsRef]:
