@@ -413,7 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="paired comparison of two synthesizers over repetitions")
     compare.add_argument("results", help="a folder of result JSON")
     compare.add_argument("--synth", action="append", required=True,
-                         help="synthesizer A, then B (give twice); `no-synthesis` is the reference row")
+                         help="synthesizer A, then B (give twice); `no-synthesis` is the reference row; NAME@VERSION "
+                              "picks one version where the folder holds several (axf@2 vs axf@5)")
     compare.add_argument("--metric", default="pixel_ap",
                          help="a detection score (pixel_ap, aupro, image_auroc, ...) or a fidelity metric id")
     compare.add_argument("--detector", help="detector of the detection score (default: the first one both rows have)")

@@ -114,22 +114,47 @@ def _pair(a: ResultRecord, b: ResultRecord, metric: str, detector: str | None
     return [x for x, _ in pairs], [y for _, y in pairs], better
 
 
+def parse_synth(spec: str) -> tuple[str, str | None]:
+    """``NAME`` or ``NAME@VERSION`` -> (name, version or None)."""
+    name, _, version = spec.partition("@")
+    return name, version or None
+
+
+def _pick(index: dict[tuple[str, str, str, str, str], ResultRecord], protocol_id: str, dataset: str, category: str,
+          spec: str) -> ResultRecord | None:
+    """The record of ``spec`` in one (protocol, dataset, category); a bare name must match one version only."""
+    name, version = parse_synth(spec)
+    found = {v: r for (p, d, c, n, v), r in index.items()
+             if (p, d, c, n) == (protocol_id, dataset, category, name) and version in (None, v)}
+    if len(found) > 1:
+        raise ValueError(f"{len(found)} versions of {name} for {protocol_id}/{dataset}/{category} "
+                         f"({', '.join(sorted(found))}): name one as {name}@VERSION")
+    return next(iter(found.values()), None)
+
+
 def compare_records(records: Sequence[ResultRecord], a: str, b: str, metric: str = "pixel_ap",
                     detector: str | None = None, protocol: str | None = None) -> list[ComparisonTable]:
-    """One table per (protocol, dataset) where both synthesizers have records."""
-    index: dict[tuple[str, str, str, str], ResultRecord] = {}
+    """One table per (protocol, dataset) where both synthesizers have records.
+
+    ``a`` and ``b`` are synthesizer names, or ``NAME@VERSION`` where a folder holds several versions of
+    one synthesizer (e.g. ``axf@2`` against ``axf@5``: same seeds and test images, so still paired).
+    """
+    index: dict[tuple[str, str, str, str, str], ResultRecord] = {}
     for record in records:
         if protocol and record.protocol.id != protocol:
             continue
-        key = (record.protocol.id, record.dataset.name, record.dataset.category, record.synthesizer_name)
+        key = (record.protocol.id, record.dataset.name, record.dataset.category, record.synthesizer_name,
+               record.synthesizer_version)
         if key in index:
-            raise ValueError(f"two records for {'/'.join(key)} (different versions?): compare one folder per version")
+            raise ValueError(f"two records for {'/'.join(key[:4])} version {key[4]}: compare one run folder at a time")
         index[key] = record
-    groups = sorted({(p, d) for p, d, _, s in index if s in (a, b)})
+    names = {parse_synth(a)[0], parse_synth(b)[0]}
+    groups = sorted({(p, d) for p, d, _, n, _ in index if n in names})
     tables = []
     for protocol_id, dataset in groups:
-        categories = sorted({c for p, d, c, s in index if (p, d) == (protocol_id, dataset)})
-        pairs = [(c, index.get((protocol_id, dataset, c, a)), index.get((protocol_id, dataset, c, b))) for c in categories]
+        categories = sorted({c for p, d, c, _, _ in index if (p, d) == (protocol_id, dataset)})
+        pairs = [(c, _pick(index, protocol_id, dataset, c, a), _pick(index, protocol_id, dataset, c, b))
+                 for c in categories]
         pairs = [(c, ra, rb) for c, ra, rb in pairs if ra is not None and rb is not None]
         if not pairs:
             continue
