@@ -18,11 +18,10 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmark.results import ResultRecord  # noqa: E402
+from benchmark.statistics import summarize  # noqa: E402
 
 Values = dict[str, list[float]]  # defect type -> one value per repetition
 
@@ -40,11 +39,13 @@ def per_defect_values(record: ResultRecord, metric: str) -> Values:
 
 
 def format_cell(values: list[float], digits: int = 3) -> str:
+    """``mean ± sample std`` (the spread of the values, not an interval); the mean alone for one value."""
     if not values:
         return "–"
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
+    summary = summarize(values)
+    if summary.std is None:
+        return f"{summary.mean:.{digits}f}"
+    return f"{summary.mean:.{digits}f} ± {summary.std:.{digits}f}"
 
 
 def table(records: list[ResultRecord], metric: str) -> str:

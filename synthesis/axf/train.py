@@ -79,7 +79,8 @@ class TrainSettings:
             steps=cfg.train_steps, batch_size=cfg.batch_size, lr=cfg.lr, window=cfg.window_size,
             margin=cfg.window_margin, scale_range=tuple(cfg.augment_scale), shift=cfg.augment_shift,
             rotate=cfg.augment_rotate, normal_fraction=cfg.normal_fraction, branch_dropout=cfg.branch_dropout,
-            cross_reference=cfg.cross_reference, loss=cfg.loss, mask_weight=cfg.mask_weight, t_max=t_max, ema_decay=cfg.ema_decay,
+            cross_reference=cfg.cross_reference, loss=cfg.loss, mask_weight=cfg.mask_weight, t_max=t_max,
+            ema_decay=cfg.ema_decay,
             warmup=min(cfg.warmup_steps, max(1, cfg.train_steps // 10)), min_lr_ratio=cfg.min_lr_ratio,
             grad_clip=cfg.grad_clip, seed=cfg.seed, snapshot_every=cfg.snapshot_every,
         )
