@@ -30,9 +30,13 @@ from mvtec_caption.output_folder import OutputKind
 
 #: What ``run`` writes (see :mod:`mvtec_caption.output_folder`); the layout lets run folders written
 #: before output markers existed be recognised.
-RUN_OUTPUT = OutputKind("benchmark", "run", layout=("cache", "results", "plots", "logs", "plan.json"),
+RUN_OUTPUT = OutputKind("benchmark", "run", layout=("cache", "results", "plots", "logs", "plan.json", "plans"),
                         requires=("logs/benchmark.log",))
 
+
+#: ``--plan`` of ``job run``, ``job list`` and ``assemble``.
+PLAN_ID_HELP = ("the plan's id (`plan` prints it as plan_id): read OUT/plans/ID.json instead of OUT/plan.json, which "
+                "holds the plan written last into OUT (pin the id when several plans share one OUT)")
 
 _HANDLERS: list[logging.Handler] = []
 
@@ -228,8 +232,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
         for step in steps(job_steps.category_plan(request, category), request):
             job = step.job
             jobs.append({"key": job.key, "wave": waves[job.key], **job.model_dump(mode="json")})
+    this_plan = job_steps.plan_id(plan_file)
     print(json.dumps({"request": request.model_dump(mode="json"), "notes": notes, "plan_file": str(
-        job_steps.plan_path(Path(request.out))), "counts": plan_file.counts(), "jobs": jobs}, indent=2))
+        job_steps.plan_path(Path(request.out))), "plan_id": this_plan, "plan_copy": str(
+        job_steps.plan_path(Path(request.out), this_plan)), "counts": plan_file.counts(), "jobs": jobs}, indent=2))
     return 0
 
 
@@ -239,7 +245,7 @@ def cmd_job(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     if args.job_command == "list":
-        plan_file = read_plan(out)
+        plan_file = read_plan(out, args.plan)
         waves = plan_file.depths()
         for job in plan_file.jobs:
             print(job.key if args.keys else f"{job.key}\t{waves[job.key]}\t{job.kind}\t{job.label}")
@@ -247,9 +253,9 @@ def cmd_job(args: argparse.Namespace) -> int:
     from mvtec_caption.runtime import set_threads
 
     set_threads(args.threads)
-    read_plan(out)  # a missing or bad plan is one error line, before the log is touched
+    read_plan(out, args.plan)  # a missing or bad plan is one error line, before the log is touched
     _configure_logging(out)
-    result = run_job(out, args.key)
+    result = run_job(out, args.key, args.plan)
     print(f"{'cached' if result['cached'] else 'done'}: {result['label']} ({result['key']}) in {plan_path(out).parent}",
           file=sys.stderr)
     return 0
@@ -260,9 +266,9 @@ def cmd_assemble(args: argparse.Namespace) -> int:
     from benchmark.jobs import assemble, read_plan
 
     out = Path(args.out)
-    read_plan(out)
+    read_plan(out, args.plan)
     _configure_logging(out)
-    written, plots = assemble(out)
+    written, plots = assemble(out, args.plan)
     _print_results(written, plots)
     return 0
 
@@ -397,6 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     job_run = job_commands.add_parser("run", help="run one job of OUT/plan.json by its key (its dependencies done)")
     job_run.add_argument("--out", required=True, help="the run folder holding plan.json (shared by every worker)")
     job_run.add_argument("key", help="the job's key (`job list --out OUT`)")
+    job_run.add_argument("--plan", metavar="ID", help=PLAN_ID_HELP)
     from mvtec_caption.runtime import THREADS_HELP
 
     job_run.add_argument("--threads", type=bounded_int(1, 1024, "CPU threads"), help=THREADS_HELP)
@@ -404,9 +411,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "label (tab-separated); a wave only needs earlier waves done")
     job_list.add_argument("--out", required=True, help="the run folder holding plan.json")
     job_list.add_argument("--keys", action="store_true", help="only the keys, one a line")
+    job_list.add_argument("--plan", metavar="ID", help=PLAN_ID_HELP)
     assemble = commands.add_parser("assemble", help="write the result records and plots of OUT/plan.json from its "
                                                     "finished jobs")
     assemble.add_argument("--out", required=True, help="the run folder holding plan.json")
+    assemble.add_argument("--plan", metavar="ID", help=PLAN_ID_HELP)
     table = commands.add_parser("table", help="the table of the result records below a folder")
     table.add_argument("results", help="a folder of result JSON (e.g. runs/benchmark/results or leaderboard/results)")
     table.add_argument("--markdown", action="store_true", help="Markdown instead of terminal text")

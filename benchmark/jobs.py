@@ -1,6 +1,7 @@
 """The two steps every executor is built on: run one planned job by its key, and assemble the records.
 
-A run is written down before any job starts, as ``<out>/plan.json`` (:class:`PlanFile`): the request,
+A run is written down before any job starts, as ``<out>/plan.json`` and ``<out>/plans/<id>.json`` (its
+content address, so that commands sharing one ``<out>`` keep their own plans) (:class:`PlanFile`): the request,
 the plugin specs its workers must register, and every job (key, kind, label, category, dependencies)
 in dependency order. From that file alone, any process that sees ``<out>`` can
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +38,7 @@ from mvtec_caption.atomic import write_bytes, write_text
 from mvtec_caption.loader import DataSource, locate_dataset
 
 PLAN_FILE = "plan.json"
+PLANS_DIR = "plans"
 PLAN_FORMAT = 1
 logger = logging.getLogger("benchmark")
 
@@ -172,8 +175,24 @@ def run_step(request: RunRequest, plan: CategoryPlan, store: JobStore, step: Ste
 
 
 # ---- the plan file -------------------------------------------------------------------------------------
-def plan_path(out: Path) -> Path:
-    return Path(out) / PLAN_FILE
+def plan_path(out: Path, plan_id: str | None = None) -> Path:
+    """``<out>/plan.json`` (the latest plan written there), or with ``plan_id`` that plan's own immutable copy
+    ``<out>/plans/<plan_id>.json``."""
+    if plan_id is None:
+        return Path(out) / PLAN_FILE
+    if not re.fullmatch(r"[0-9a-f]{16}", plan_id):
+        raise ValueError(f"plan id {plan_id!r}: expected 16 hex digits (as `benchmark plan` prints)")
+    return Path(out) / PLANS_DIR / f"{plan_id}.json"
+
+
+def plan_text(plan_file: PlanFile) -> str:
+    return plan_file.model_dump_json(indent=2) + "\n"
+
+
+def plan_id(plan_file: PlanFile) -> str:
+    """The content address of a plan: two commands writing into one ``--out`` (one run per category, say)
+    each keep their own plan under ``plans/`` while ``plan.json`` holds whichever was written last."""
+    return hashlib.sha256(plan_text(plan_file).encode()).hexdigest()[:16]
 
 
 def build_plan_file(request: RunRequest, plugins: dict[str, list[str]], plans: list[CategoryPlan]) -> PlanFile:
@@ -185,16 +204,22 @@ def build_plan_file(request: RunRequest, plugins: dict[str, list[str]], plans: l
 
 
 def write_plan(plan_file: PlanFile, out: Path) -> Path:
-    path = plan_path(out)
-    text = plan_file.model_dump_json(indent=2) + "\n"
-    write_text(path, text)
+    """Write the plan as ``<out>/plans/<id>.json`` (never changed afterwards) and as ``<out>/plan.json``; the
+    id is returned by :func:`plan_id`. A command that runs its own plan reads it back by id, so another
+    command planning into the same ``--out`` meanwhile cannot change what it runs or assembles."""
+    text = plan_text(plan_file)
+    write_text(plan_path(out, plan_id(plan_file)), text)  # same content, same bytes: rewriting is harmless
+    path = write_text(plan_path(out), text)
     _CONTEXTS_PLAN[0] = hashlib.sha256(text.encode()).hexdigest()  # the categories just planned serve this plan
     return path
 
 
-def read_plan(out: Path) -> PlanFile:
-    path = plan_path(out)
+def read_plan(out: Path, plan_id: str | None = None) -> PlanFile:
+    """``<out>/plan.json``, or with ``plan_id`` the plan of that id (checked against its content)."""
+    path = plan_path(out, plan_id)
     if not path.is_file():
+        if plan_id is not None:
+            raise FileNotFoundError(f"{path}: no plan {plan_id} in {out} (`benchmark plan` prints the id)")
         raise FileNotFoundError(f"{path}: no plan here; write one with `python -m benchmark plan ... --out {out}` "
                                 "(or start `python -m benchmark run`)")
     try:
@@ -204,7 +229,10 @@ def read_plan(out: Path) -> PlanFile:
         raise ValueError(f"{path}: not a readable plan ({str(err).splitlines()[0]})") from None
     if plan_file.format != PLAN_FORMAT:
         raise ValueError(f"{path}: plan format {plan_file.format}, this version reads {PLAN_FORMAT}")
-    use_plan(hashlib.sha256(text.encode()).hexdigest())
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    if plan_id is not None and digest[:16] != plan_id:
+        raise ValueError(f"{path}: its content does not match its id {plan_id} (edited after it was written)")
+    use_plan(digest)
     return plan_file
 
 
@@ -270,24 +298,25 @@ def category_plan(request: RunRequest, category: str) -> CategoryPlan:
     return plan_category(request, _context(request, category))
 
 
-def run_job(out: Path, key: str) -> dict[str, Any]:
-    """Run the job ``key`` of ``<out>/plan.json`` here (``python -m benchmark job run``; a Ray task).
+def run_job(out: Path, key: str, plan_id: str | None = None) -> dict[str, Any]:
+    """Run the job ``key`` of ``<out>/plan.json`` (or of the plan ``plan_id``) here (``python -m benchmark
+    job run``; a Ray task).
 
     Its dependencies must be done; the job is planned again from the data and must have the same key
     (otherwise the code, the data or the plan changed since the plan was written, and nothing runs).
     Returns ``{"key", "kind", "label", "cached"}``.
     """
     out = Path(out)
-    plan_file = read_plan(out)
+    plan_file = read_plan(out, plan_id)
     register_plugins(plan_file)
-    planned = plan_file.job(key, plan_path(out))
+    planned = plan_file.job(key, plan_path(out, plan_id))
     store = JobStore(out)
     request = plan_file.request
     plan = category_plan(request, planned.category)
     step = next((s for s in steps(plan, request) if s.job.key == key), None)
     if step is None:
-        raise ValueError(f"{plan_path(out)}: job {planned.label} ({key}) is not in the plan made again from the "
-                         f"data and code here (they changed since the plan was written); write the plan again")
+        raise ValueError(f"{plan_path(out, plan_id)}: job {planned.label} ({key}) is not in the plan made again "
+                         f"from the data and code here (they changed since the plan was written); write the plan again")
     inputs = {job.key: job for job in plan.jobs()}  # a job's dependencies are in its own category
     waiting = [inputs[d].label for d in step.job.deps if not store.is_done(inputs[d])]
     if waiting:
@@ -344,12 +373,13 @@ def write_plots(records: list[ResultRecord], out: Path, protocol: Protocol, subs
     return plots
 
 
-def assemble(out: Path) -> tuple[list[tuple[ResultRecord, Path]], list[Path]]:
-    """``python -m benchmark assemble``: the records and plots of ``<out>/plan.json`` from its finished jobs."""
+def assemble(out: Path, plan_id: str | None = None) -> tuple[list[tuple[ResultRecord, Path]], list[Path]]:
+    """``python -m benchmark assemble``: the records and plots of ``<out>/plan.json`` (or of the plan
+    ``plan_id``: what ``run`` assembles, its own plan) from its finished jobs."""
     from benchmark.environment import collect_environment
 
     out = Path(out)
-    plan_file = read_plan(out)
+    plan_file = read_plan(out, plan_id)
     register_plugins(plan_file)
     request = plan_file.request
     store = JobStore(out)

@@ -402,7 +402,7 @@ def run_benchmark(request: RunRequest, source: DataSource | None = None, executo
             for job in jobs.category_plan(request, category).jobs():
                 store.forget(job)
     runner.execute(plan_file, out, request.progress)
-    return jobs.assemble(out)
+    return jobs.assemble(out, jobs.plan_id(plan_file))  # this command's plan, whatever plan.json holds now
 
 
 def default_out() -> str:

@@ -87,7 +87,7 @@ def _worker_logging(out: str) -> None:
     _LOGGING_TO.add(out)
 
 
-def job_task(out: str, key: str, threads: int, *dependencies: Any) -> dict[str, Any]:
+def job_task(out: str, key: str, plan_id: str, threads: int, *dependencies: Any) -> dict[str, Any]:
     """One job in a Ray worker. ``dependencies`` are the outputs of the tasks it reads: Ray starts it only
     once they have finished (their values are not needed: the job reads their folders)."""
     from mvtec_caption.runtime import configure, set_threads
@@ -97,7 +97,7 @@ def job_task(out: str, key: str, threads: int, *dependencies: Any) -> dict[str, 
     _worker_logging(out)
     from benchmark.jobs import run_job
 
-    return {**run_job(Path(out), key), "host": socket.gethostname(), "pid": os.getpid()}
+    return {**run_job(Path(out), key, plan_id), "host": socket.gethostname(), "pid": os.getpid()}
 
 
 def probe_out(out: str, token: str) -> str | None:
@@ -182,6 +182,9 @@ class RayExecutor:
 
         device = plan_file.request.device
         task = ray.remote(job_task)
+        from benchmark.jobs import plan_id
+
+        this_plan = plan_id(plan_file)  # workers read this plan by id, not whatever plan.json holds by then
         refs: dict[str, Any] = {}
         for planned in plan_file.jobs:  # dependency order: every dependency has its reference already
             need = resources_for(planned.kind, device)
@@ -190,7 +193,7 @@ class RayExecutor:
             if need.memory_mib:
                 options["memory"] = need.memory_mib * MIB
             refs[planned.key] = task.options(**options).remote(
-                str(out), planned.key, max(1, int(need.num_cpus)), *(refs[d] for d in planned.deps))
+                str(out), planned.key, this_plan, max(1, int(need.num_cpus)), *(refs[d] for d in planned.deps))
         by_ref = {ref: key for key, ref in refs.items()}
         labels = {job.key: job.label for job in plan_file.jobs}
         deps = {job.key: job.deps for job in plan_file.jobs}

@@ -165,3 +165,23 @@ def run_cli(*args: str | Path) -> CliRun:
         except SystemExit as exit_:
             code = int(exit_.code or 0)
     return CliRun(code, out.getvalue(), err.getvalue())
+
+
+def benchmark_cli(argv: list[str | Path]) -> tuple[int, str, str]:
+    """``python -m benchmark`` in this process (exit code, stdout, stderr), dropping the log handlers it adds."""
+    import logging
+
+    from benchmark.cli import main
+
+    root = logging.getLogger()
+    before = list(root.handlers)
+    out, err = StringIO(), StringIO()
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            code = main([str(a) for a in argv])
+        return code, out.getvalue(), err.getvalue()
+    finally:
+        for handler in root.handlers[:]:
+            if handler not in before:
+                root.removeHandler(handler)
+                handler.close()

@@ -8,20 +8,18 @@ Small on purpose: demo data, smoke protocol, the cheap ``cutpaste`` and ``croppa
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from contextlib import redirect_stderr, redirect_stdout
-from io import StringIO
 from pathlib import Path
 
 import pytest
 
 from benchmark.store import JobStore
+from data_helpers import benchmark_cli
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -30,24 +28,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 COMMON = ["--dataset", "demo", "--categories", "disc", "weave", "--detectors", "padim-effnetlite0", "--no-progress",
           "--no-download", "--threads", "1"]
 GRID = ["--synth", "cutpaste", "--synth", "croppaste", *COMMON]
-
-
-def _benchmark(argv: list[str | Path]) -> tuple[int, str, str]:
-    """``python -m benchmark`` in this process (stdout, stderr captured), dropping the log handlers it adds."""
-    from benchmark.cli import main
-
-    root = logging.getLogger()
-    before = list(root.handlers)
-    out, err = StringIO(), StringIO()
-    try:
-        with redirect_stdout(out), redirect_stderr(err):
-            code = main([str(a) for a in argv])
-        return code, out.getvalue(), err.getvalue()
-    finally:
-        for handler in root.handlers[:]:
-            if handler not in before:
-                root.removeHandler(handler)
-                handler.close()
 
 
 def _records(run: Path) -> dict[str, str]:
@@ -90,7 +70,7 @@ def three_ways(tmp_path_factory: pytest.TempPathFactory, local_ray) -> dict[str,
     start-up), so on two cores the three take about as long as the loop alone."""
     root = tmp_path_factory.mktemp("three-ways")
     local, on_ray, by_key = root / "local", root / "ray", root / "job-run"
-    code, printed, err = _benchmark(["plan", *GRID, "--out", by_key])
+    code, printed, err = benchmark_cli(["plan", *GRID, "--out", by_key])
     assert code == 0, err
     assert json.loads(printed)["counts"] == {"fit": 4, "generate": 4, "contamination": 4, "fidelity": 4, "detect": 2}
 
@@ -103,9 +83,9 @@ def three_ways(tmp_path_factory: pytest.TempPathFactory, local_ray) -> dict[str,
     shell = subprocess.Popen(["bash", "-c", script], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     try:
-        code, _, err = _benchmark(["run", *GRID, "--out", local])
+        code, _, err = benchmark_cli(["run", *GRID, "--out", local])
         assert code == 0, err
-        code, _, err = _benchmark(["run", *GRID, "--executor", "ray", "--out", on_ray])
+        code, _, err = benchmark_cli(["run", *GRID, "--executor", "ray", "--out", on_ray])
         assert code == 0, err
         _, shell_err = shell.communicate(timeout=1800)
     finally:
@@ -132,14 +112,14 @@ def test_each_executor_did_every_job_once_in_its_own_processes(three_ways: dict[
 
 def test_job_run_and_assemble_refuse_until_the_inputs_are_done(tmp_path: Path) -> None:
     out = tmp_path / "plan"
-    code, printed, err = _benchmark(["plan", *GRID, "--out", out])
+    code, printed, err = benchmark_cli(["plan", *GRID, "--out", out])
     assert code == 0, err
     generate = next(j for j in json.loads(printed)["jobs"] if j["kind"] == "generate")
-    code, _, err = _benchmark(["job", "run", "--out", out, generate["key"]])  # its fit is not done yet
+    code, _, err = benchmark_cli(["job", "run", "--out", out, generate["key"]])  # its fit is not done yet
     assert code == 2 and err.startswith("error: ") and f"{generate['label']} needs fit " in err and "done first" in err
-    code, _, err = _benchmark(["assemble", "--out", out])
+    code, _, err = benchmark_cli(["assemble", "--out", out])
     assert code == 2 and err.startswith("error: ") and "job(s) of disc not done" in err
-    code, _, err = _benchmark(["job", "run", "--out", out, "0" * 24])
+    code, _, err = benchmark_cli(["job", "run", "--out", out, "0" * 24])
     assert code == 2 and f"{out / 'plan.json'}: no job with key" in err
     assert not (out / "results").exists()
 
@@ -160,7 +140,7 @@ def test_a_worker_killed_mid_job_is_retried_and_every_record_written_once(tmp_pa
 
     killer = threading.Thread(target=kill_when_waiting, daemon=True)
     killer.start()
-    code, _, err = _benchmark(["run", "--synth", "executor_helpers:KilledOnceCutPaste", *COMMON[:2], "--categories",
+    code, _, err = benchmark_cli(["run", "--synth", "executor_helpers:KilledOnceCutPaste", *COMMON[:2], "--categories",
                                "disc", *COMMON[5:], "--executor", "ray", "--out", out])
     killer.join(timeout=5)
     assert code == 0, err
@@ -193,7 +173,7 @@ def test_out_must_be_readable_and_writable_from_the_workers(tmp_path: Path, loca
 
 
 def test_a_ray_address_needs_the_ray_executor(tmp_path: Path) -> None:
-    code, _, err = _benchmark(["run", *GRID, "--ray-address", "auto", "--out", tmp_path / "x"])
+    code, _, err = benchmark_cli(["run", *GRID, "--ray-address", "auto", "--out", tmp_path / "x"])
     assert code == 2 and err.strip() == "error: --ray-address is for --executor ray"
-    code, _, err = _benchmark(["run", *GRID, "--executor", "slurm", "--out", tmp_path / "y"])
+    code, _, err = benchmark_cli(["run", *GRID, "--executor", "slurm", "--out", tmp_path / "y"])
     assert code == 2 and "unknown --executor 'slurm'; known: local, ray" in err
