@@ -48,3 +48,15 @@ def test_a_bare_name_with_one_version_behaves_as_before() -> None:
     [table] = compare_records(records, "axf", "croppaste")
     [named] = compare_records(records, "axf@2", "croppaste@1")
     assert np.isclose(table.rows[0].comparison.difference.mean, named.rows[0].comparison.difference.mean)
+
+
+def test_the_table_names_the_version_where_one_synthesizer_has_several() -> None:
+    """``benchmark table`` rows carry the names ``compare`` takes: ``axf@2`` and ``axf@5`` side by side, a
+    synthesizer with one version by its bare name."""
+    from benchmark.report import format_markdown, summaries_frame
+
+    records = [make_record("axf", "2", protocol_id=PROTOCOL), make_record("axf", "5", protocol_id=PROTOCOL),
+               make_record("croppaste", "1", protocol_id=PROTOCOL)]
+    assert sorted(set(summaries_frame(records)["synthesizer"])) == ["axf@2", "axf@5", "croppaste"]
+    assert "axf@5" in format_markdown(records) and "croppaste@" not in format_markdown(records)
+    assert set(summaries_frame(records[1:])["synthesizer"]) == {"axf", "croppaste"}
