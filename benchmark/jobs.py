@@ -39,6 +39,7 @@ from mvtec_caption.loader import DataSource, locate_dataset
 
 PLAN_FILE = "plan.json"
 PLANS_DIR = "plans"
+PLAN_ID_DIGITS = 16  # of the plan text's SHA-256: its id and the name of its copy under plans/
 PLAN_FORMAT = 1
 logger = logging.getLogger("benchmark")
 
@@ -180,8 +181,8 @@ def plan_path(out: Path, plan_id: str | None = None) -> Path:
     ``<out>/plans/<plan_id>.json``."""
     if plan_id is None:
         return Path(out) / PLAN_FILE
-    if not re.fullmatch(r"[0-9a-f]{16}", plan_id):
-        raise ValueError(f"plan id {plan_id!r}: expected 16 hex digits (as `benchmark plan` prints)")
+    if not re.fullmatch(f"[0-9a-f]{{{PLAN_ID_DIGITS}}}", plan_id):
+        raise ValueError(f"plan id {plan_id!r}: expected {PLAN_ID_DIGITS} hex digits (as `benchmark plan` prints)")
     return Path(out) / PLANS_DIR / f"{plan_id}.json"
 
 
@@ -189,10 +190,14 @@ def plan_text(plan_file: PlanFile) -> str:
     return plan_file.model_dump_json(indent=2) + "\n"
 
 
+def _text_id(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:PLAN_ID_DIGITS]
+
+
 def plan_id(plan_file: PlanFile) -> str:
     """The content address of a plan: two commands writing into one ``--out`` (one run per category, say)
     each keep their own plan under ``plans/`` while ``plan.json`` holds whichever was written last."""
-    return hashlib.sha256(plan_text(plan_file).encode()).hexdigest()[:16]
+    return _text_id(plan_text(plan_file))
 
 
 def build_plan_file(request: RunRequest, plugins: dict[str, list[str]], plans: list[CategoryPlan]) -> PlanFile:
@@ -208,7 +213,7 @@ def write_plan(plan_file: PlanFile, out: Path) -> Path:
     id is returned by :func:`plan_id`. A command that runs its own plan reads it back by id, so another
     command planning into the same ``--out`` meanwhile cannot change what it runs or assembles."""
     text = plan_text(plan_file)
-    write_text(plan_path(out, plan_id(plan_file)), text)  # same content, same bytes: rewriting is harmless
+    write_text(plan_path(out, _text_id(text)), text)  # same content, same bytes: rewriting is harmless
     path = write_text(plan_path(out), text)
     _CONTEXTS_PLAN[0] = hashlib.sha256(text.encode()).hexdigest()  # the categories just planned serve this plan
     return path
@@ -230,7 +235,7 @@ def read_plan(out: Path, plan_id: str | None = None) -> PlanFile:
     if plan_file.format != PLAN_FORMAT:
         raise ValueError(f"{path}: plan format {plan_file.format}, this version reads {PLAN_FORMAT}")
     digest = hashlib.sha256(text.encode()).hexdigest()
-    if plan_id is not None and digest[:16] != plan_id:
+    if plan_id is not None and _text_id(text) != plan_id:
         raise ValueError(f"{path}: its content does not match its id {plan_id} (edited after it was written)")
     use_plan(digest)
     return plan_file

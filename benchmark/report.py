@@ -15,30 +15,28 @@ DETECTION_COLUMNS = ("image_auroc", "image_ap", "pixel_auroc", "pixel_ap", "aupr
 KEY_COLUMNS = ("protocol", "dataset", "category", "synthesizer", "detector", "n")
 
 
-def synthesizer_labels(records: Sequence[ResultRecord]) -> dict[int, str]:
-    """The row label of each record (by position): its synthesizer's name, or ``NAME@VERSION`` where the
+def synthesizer_labels(records: Sequence[ResultRecord]) -> list[str]:
+    """The row label of each record: its synthesizer's name, or ``NAME@VERSION`` where the
     records hold several versions of that synthesizer (``axf@2`` beside ``axf@5``), as ``compare`` names them;
     otherwise two rows of one name could not be told apart."""
     versions: dict[str, set[str]] = {}
     for record in records:
         versions.setdefault(record.synthesizer_name, set()).add(record.synthesizer_version)
-    return {index: (f"{record.synthesizer_name}@{record.synthesizer_version}"
-                    if len(versions[record.synthesizer_name]) > 1 else record.synthesizer_name)
-            for index, record in enumerate(records)}
+    return [f"{record.synthesizer_name}@{record.synthesizer_version}"
+            if len(versions[record.synthesizer_name]) > 1 else record.synthesizer_name for record in records]
 
 
 def summaries_frame(records: Sequence[ResultRecord]) -> pd.DataFrame:
     """One row per (synthesizer, category, detector): each metric's :class:`Summary` over repetitions."""
     rows = []
-    labels = synthesizer_labels(records)
-    for index, record in enumerate(records):
+    for record, label in zip(records, synthesizer_labels(records)):
         fidelity = {metric_id: summary for metric_id, summary in record.summary.fidelity.items()}
         for detector in record.detectors:
             rows.append({
                 "protocol": record.protocol.id,
                 "dataset": record.dataset.name,
                 "category": record.dataset.category,
-                "synthesizer": labels[index],
+                "synthesizer": label,
                 "detector": detector.name,
                 "n": len(record.repetitions),
                 **{column: record.detection(detector.name, column) for column in DETECTION_COLUMNS},
